@@ -1,0 +1,50 @@
+/**
+ * The one table of Pixelfleet error codes. Every failure a user can see has a stable
+ * `PF_ERR_*` code, an HTTP status and a message that says what to do about it. Codes are
+ * never renamed or reused; add new ones at the end of their group.
+ */
+export const errorCodes = {
+  // Request and options (400)
+  PF_ERR_UNKNOWN_OPTION: { status: 400, title: 'Unknown option' },
+  PF_ERR_INVALID_OPTION: { status: 400, title: 'Invalid option value' },
+  PF_ERR_CONFLICTING_OPTIONS: { status: 400, title: 'Options contradict each other' },
+  PF_ERR_OUTPUT_TOO_LARGE: { status: 400, title: 'Requested output dimensions exceed the limit' },
+  PF_ERR_EMPTY_BODY: { status: 400, title: 'Request body is empty' },
+  PF_ERR_BAD_REQUEST: { status: 400, title: 'Malformed request' },
+  // Input images (413, 415, 422)
+  PF_ERR_BODY_TOO_LARGE: { status: 413, title: 'Request body exceeds the size limit' },
+  PF_ERR_UNSUPPORTED_FORMAT: { status: 415, title: 'Input format is not supported' },
+  PF_ERR_TOO_MANY_PIXELS: { status: 422, title: 'Input image has too many pixels' },
+  PF_ERR_TOO_MANY_FRAMES: { status: 422, title: 'Animated input has too many frames' },
+  PF_ERR_CORRUPT_IMAGE: { status: 422, title: 'Input image is truncated or corrupt' },
+  PF_ERR_CONVERSION_FAILED: { status: 422, title: 'The image could not be converted' },
+  PF_ERR_POISON_INPUT: { status: 422, title: 'Input repeatedly crashed or stalled the converter' },
+  // Jobs (404, 409, 410)
+  PF_ERR_NOT_FOUND: { status: 404, title: 'No such resource' },
+  PF_ERR_JOB_NOT_FOUND: { status: 404, title: 'No such job' },
+  PF_ERR_JOB_NOT_FINISHED: { status: 409, title: 'The job has not finished yet' },
+  PF_ERR_JOB_FAILED: { status: 409, title: 'The job failed; it has no result' },
+  PF_ERR_RESULT_EXPIRED: { status: 410, title: 'The job result has expired' },
+  PF_ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
+  PF_ERR_NOT_ACCEPTABLE: { status: 406, title: 'No acceptable output format' },
+  // Overload and availability (503, 504)
+  PF_ERR_OVERLOADED: { status: 503, title: 'Too many requests in flight; retry later' },
+  PF_ERR_QUEUE_FULL: { status: 503, title: 'The job queue is above its high-water mark; retry later' },
+  PF_ERR_SHUTTING_DOWN: { status: 503, title: 'The server is shutting down' },
+  PF_ERR_QUEUE_UNAVAILABLE: { status: 503, title: 'The job queue is unavailable' },
+  PF_ERR_DEADLINE_EXCEEDED: {
+    status: 504,
+    title: 'The request deadline passed before the image was converted',
+  },
+  PF_ERR_PROCESSING_TIMEOUT: { status: 504, title: 'The conversion exceeded its time limit' },
+  // Queue semantics (internal callers; surfaced as 409/503 when they reach HTTP)
+  PF_ERR_LEASE_LOST: { status: 409, title: 'The job lease is no longer held by this consumer' },
+  PF_ERR_QUEUE_CLOSED: { status: 503, title: 'The queue is closed' },
+  PF_ERR_NOT_LEADER: { status: 503, title: 'This queue node is not the leader' },
+  // Configuration (start-up; never over HTTP)
+  PF_ERR_CONFIG: { status: 500, title: 'Invalid configuration' },
+  // Everything else
+  PF_ERR_INTERNAL: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof errorCodes;

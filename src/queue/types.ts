@@ -1,0 +1,127 @@
+/**
+ * The job queue contract. The embedded queue (one process, a fsynced log on local disk) and the
+ * Raft-replicated queue implement this same interface, and one contract test suite runs against
+ * both. Blobs never travel through a queue: a payload is a small JSON descriptor that says where
+ * the input lives.
+ *
+ * Guarantees every implementation gives:
+ * - `enqueue` resolves only once the job is durable (fsynced locally, or on a majority), and is
+ *   idempotent by `id`: enqueueing an id the queue already knows returns `duplicate: true` and
+ *   never creates a second job (within the retention window).
+ * - FIFO within one account; accounts are served round robin, so one busy tenant cannot starve
+ *   the others.
+ * - A claimed job is leased; a lease that is not acked, nacked or extended before it expires
+ *   makes the job claimable again (redelivery). After `maxAttempts` deliveries the job goes to
+ *   the dead-letter list with its last reason.
+ * - `ack`, `nack` and `extend` are fenced by the lease id: a consumer whose lease expired gets
+ *   `PF_ERR_LEASE_LOST` and cannot overwrite the newer holder's outcome.
+ */
+
+/** A JSON-serialisable job descriptor (never image bytes). */
+export type JobPayload = { readonly [key: string]: unknown };
+
+export type JobState = 'queued' | 'running' | 'succeeded' | 'dead' | 'expired';
+
+export interface EnqueueRequest {
+  /** Client-supplied id: the deduplication key. */
+  id: string;
+  /** Tenant the job belongs to, for fair scheduling. */
+  account: string;
+  payload: JobPayload;
+  /** Deliveries allowed before dead-lettering (default: the queue's `maxAttempts`). */
+  maxAttempts?: number;
+  /**
+   * Epoch ms after which the job is worthless (a synchronous caller gave up). A job not yet
+   * claimed by then is dropped as `expired` instead of being converted for nobody.
+   */
+  deadline?: number;
+}
+
+export interface EnqueueResult {
+  id: string;
+  /** True when a job with this id already existed; nothing new was queued. */
+  duplicate: boolean;
+  state: JobState;
+}
+
+export interface ClaimRequest {
+  /** Who holds the lease (worker id); recorded for diagnostics. */
+  consumer: string;
+  leaseMs: number;
+  /** Long-poll: wait up to this long for a job before resolving `undefined` (default 0). */
+  waitMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface ClaimedJob {
+  id: string;
+  account: string;
+  payload: JobPayload;
+  /** 1-based delivery number. */
+  attempt: number;
+  maxAttempts: number;
+  /** Fencing token for ack/nack/extend; changes on every delivery. */
+  leaseId: string;
+  leaseExpiresAt: number;
+  enqueuedAt: number;
+  deadline?: number;
+}
+
+export interface NackOptions {
+  reason: string;
+  /** False sends the job straight to the dead-letter list (a permanent failure). */
+  retry: boolean;
+  /** Do not redeliver before this many ms (backoff). */
+  delayMs?: number;
+}
+
+/** A small JSON summary stored with a finished job (sizes, CPU time...). */
+export type JobOutcome = { readonly [key: string]: unknown };
+
+export interface JobRecord {
+  id: string;
+  account: string;
+  state: JobState;
+  payload: JobPayload;
+  attempts: number;
+  maxAttempts: number;
+  enqueuedAt: number;
+  /** When the latest delivery started. */
+  claimedAt?: number;
+  /** When the first delivery started (queue wait = firstClaimedAt - enqueuedAt). */
+  firstClaimedAt?: number;
+  finishedAt?: number;
+  lastError?: string;
+  outcome?: JobOutcome;
+  deadline?: number;
+}
+
+export interface QueueStats {
+  /** Jobs waiting to be claimed. */
+  depth: number;
+  /** Jobs currently leased. */
+  inflight: number;
+  deadLetters: number;
+  enqueuedTotal: number;
+  ackedTotal: number;
+  nackedTotal: number;
+  redeliveredTotal: number;
+  expiredTotal: number;
+  deadLetteredTotal: number;
+  /** Jobs per account waiting or leased (for fairness and bulkheads). */
+  perAccount: Record<string, { queued: number; inflight: number }>;
+}
+
+export interface JobQueue {
+  enqueue(request: EnqueueRequest): Promise<EnqueueResult>;
+  claim(request: ClaimRequest): Promise<ClaimedJob | undefined>;
+  ack(id: string, leaseId: string, outcome?: JobOutcome): Promise<void>;
+  nack(id: string, leaseId: string, options: NackOptions): Promise<void>;
+  extend(id: string, leaseId: string, leaseMs: number): Promise<{ leaseExpiresAt: number }>;
+  get(id: string): Promise<JobRecord | undefined>;
+  deadLetters(limit?: number): Promise<JobRecord[]>;
+  stats(): Promise<QueueStats>;
+  /** True when the queue can accept writes (readiness). */
+  writable(): boolean;
+  close(): Promise<void>;
+}

@@ -41,6 +41,8 @@ export const errorCodes = {
   PF_ERR_LEASE_LOST: { status: 409, title: 'The job lease is no longer held by this consumer' },
   PF_ERR_QUEUE_CLOSED: { status: 503, title: 'The queue is closed' },
   PF_ERR_NOT_LEADER: { status: 503, title: 'This queue node is not the leader' },
+  // Cluster transport (internal: node-to-node links)
+  PF_ERR_TRANSPORT_UNAVAILABLE: { status: 503, title: 'The cluster transport could not listen or is closed' },
   // Configuration (start-up; never over HTTP)
   PF_ERR_CONFIG: { status: 500, title: 'Invalid configuration' },
   // Everything else

@@ -43,6 +43,19 @@ export const errorCodes = {
   PF_ERR_NOT_LEADER: { status: 503, title: 'This queue node is not the leader' },
   // Cluster transport (internal: node-to-node links)
   PF_ERR_TRANSPORT_UNAVAILABLE: { status: 503, title: 'The cluster transport could not listen or is closed' },
+  // Identity: authentication, authorisation and the management plane (401, 403, 409, 429, 501, 503)
+  PF_ERR_UNAUTHORIZED: { status: 401, title: 'Missing or invalid API key' },
+  PF_ERR_FORBIDDEN: { status: 403, title: 'The API key lacks the scope this request needs' },
+  PF_ERR_ACCOUNT_CLOSED: { status: 403, title: 'The account is closed' },
+  PF_ERR_ADMIN_UNAUTHORIZED: { status: 401, title: 'Missing or invalid admin token' },
+  PF_ERR_CONFLICT: { status: 409, title: 'The request conflicts with the current state' },
+  PF_ERR_KEY_LIMIT_REACHED: {
+    status: 409,
+    title: 'The account already has the maximum number of live keys; revoke one first',
+  },
+  PF_ERR_AUTH_LOCKED_OUT: { status: 429, title: 'Too many failed authentication attempts; retry later' },
+  PF_ERR_USAGE_NOT_CONFIGURED: { status: 501, title: 'Usage reporting is not wired into this server' },
+  PF_ERR_MANAGEMENT_UNAVAILABLE: { status: 503, title: 'The identity store is unavailable' },
   // Configuration (start-up; never over HTTP)
   PF_ERR_CONFIG: { status: 500, title: 'Invalid configuration' },
   // Everything else

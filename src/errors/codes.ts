@@ -56,6 +56,10 @@ export const errorCodes = {
   PF_ERR_AUTH_LOCKED_OUT: { status: 429, title: 'Too many failed authentication attempts; retry later' },
   PF_ERR_USAGE_NOT_CONFIGURED: { status: 501, title: 'Usage reporting is not wired into this server' },
   PF_ERR_MANAGEMENT_UNAVAILABLE: { status: 503, title: 'The identity store is unavailable' },
+  // Consensus core (internal: the Raft state machine and its simulator)
+  PF_ERR_PROPOSAL_DROPPED: { status: 503, title: 'The proposal was not accepted by Raft; retry later' },
+  PF_ERR_RAFT_STATE_CORRUPT: { status: 500, title: 'Persisted Raft state is inconsistent' },
+  PF_ERR_CONSENSUS_INVARIANT: { status: 500, title: 'A Raft safety or liveness property was violated' },
   // Configuration (start-up; never over HTTP)
   PF_ERR_CONFIG: { status: 500, title: 'Invalid configuration' },
   // Everything else

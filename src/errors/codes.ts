@@ -62,6 +62,10 @@ export const errorCodes = {
   PF_ERR_CONSENSUS_INVARIANT: { status: 500, title: 'A Raft safety or liveness property was violated' },
   // Configuration (start-up; never over HTTP)
   PF_ERR_CONFIG: { status: 500, title: 'Invalid configuration' },
+  // Storage (local disk: logs, snapshots)
+  PF_ERR_STORAGE_CORRUPT: { status: 500, title: 'Stored data is corrupt; see the message for the file and offset' },
+  PF_ERR_STORAGE_LOCKED: { status: 500, title: 'The data directory is in use by another process' },
+  PF_ERR_STORAGE_UNAVAILABLE: { status: 503, title: 'The storage is closed or failed a disk write' },
   // Everything else
   PF_ERR_INTERNAL: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;

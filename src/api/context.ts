@@ -1,0 +1,39 @@
+/**
+ * What the api role's routes need, and the per-request facts the access log reports.
+ */
+import type { Config } from '../config/index.ts';
+import type { Logger, ServiceMetrics, TraceContext } from '../observability/index.ts';
+import type { JobQueue } from '../queue/types.ts';
+import type { Admission } from './admission.ts';
+import type { BlobStore } from './blobs.ts';
+import type { Completions } from './completions.ts';
+
+export interface ApiDependencies {
+  config: Config;
+  queue: JobQueue;
+  blobs: BlobStore;
+  completions: Completions;
+  admission: Admission;
+  metrics: ServiceMetrics;
+  logger: Logger;
+  workers: () => { size: number; alive: number; busy: number };
+}
+
+/** Filled in by routes, written to the one access-log line of the request. */
+export interface RequestFacts {
+  trace: TraceContext;
+  jobId?: string;
+  code?: string;
+  bytesIn?: number;
+  bytesOut?: number;
+  queueWaitMs?: number;
+  conversionMs?: number;
+  cpuMicros?: number;
+  admitted?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    facts: RequestFacts;
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Operations endpoints: liveness (/healthz: the process answers), readiness (/readyz: the queue
+ * accepts writes, at least one worker is alive, and we are not shutting down) and Prometheus
+ * metrics (/metrics).
+ */
+import type { FastifyInstance } from 'fastify';
+import type { ApiDependencies } from '../context.ts';
+
+export function registerOperationsRoutes(app: FastifyInstance, deps: ApiDependencies): void {
+  const { queue, metrics, admission, workers } = deps;
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const pool = workers();
+    const checks = {
+      queueWritable: queue.writable(),
+      workersAlive: pool.alive,
+      acceptingRequests: !admission.shuttingDown,
+    };
+    const ready = checks.queueWritable && checks.workersAlive > 0 && checks.acceptingRequests;
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+}

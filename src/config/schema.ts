@@ -1,0 +1,168 @@
+/**
+ * The one source of truth for configuration: every setting with its flag, environment
+ * variable, type, default and documentation. The loader reads flags, `PIXELFLEET_*` env and an
+ * optional JSON file against this table; the README's configuration reference is generated from
+ * it (`pixelfleet config --markdown`), so docs and code cannot drift.
+ */
+import { availableParallelism } from 'node:os';
+
+export type SettingType = 'integer' | 'number' | 'string' | 'boolean' | 'duration' | 'bytes' | 'list';
+
+export interface SettingSpec {
+  type: SettingType;
+  /** Default value, already in the parsed representation (ms for durations, bytes for sizes). */
+  default: unknown;
+  doc: string;
+  min?: number;
+  max?: number;
+  /** Allowed values (strings and list items). */
+  choices?: readonly string[];
+  /** Never print the value (tokens). */
+  secret?: boolean;
+}
+
+const cores = Math.max(1, availableParallelism());
+
+export const settings = {
+  httpHost: { type: 'string', default: '127.0.0.1', doc: 'Address the public HTTP API listens on.' },
+  httpPort: {
+    type: 'integer',
+    default: 8080,
+    min: 0,
+    max: 65535,
+    doc: 'Port of the public HTTP API; 0 picks any free port (the chosen address is logged).',
+  },
+  adminHost: { type: 'string', default: '127.0.0.1', doc: 'Address the admin API listens on (keep it private).' },
+  adminPort: {
+    type: 'integer',
+    default: 8081,
+    min: 0,
+    max: 65535,
+    doc: 'Port of the admin API (accounts, keys, tiers); 0 picks any free port.',
+  },
+  dataDir: {
+    type: 'string',
+    default: './data',
+    doc: 'Directory for the durable queue log, async job inputs and results, and generated secrets.',
+  },
+  workers: {
+    type: 'integer',
+    default: cores,
+    min: 1,
+    max: 256,
+    doc: 'Conversion worker processes (each converts one image at a time). Default: one per core.',
+  },
+  maxBodyBytes: {
+    type: 'bytes',
+    default: 1024 * 1024,
+    min: 1024,
+    max: 256 * 1024 * 1024,
+    doc: 'Largest accepted request body (input image); larger bodies get 413.',
+  },
+  maxInputPixels: {
+    type: 'integer',
+    default: 50_000_000,
+    min: 1,
+    doc: 'Largest input width × height, read from the header before decoding (decompression bombs get 422).',
+  },
+  maxOutputDimension: {
+    type: 'integer',
+    default: 8192,
+    min: 16,
+    max: 65535,
+    doc: 'Largest output width or height in pixels (after dpr).',
+  },
+  maxFrames: {
+    type: 'integer',
+    default: 100,
+    min: 1,
+    doc: 'Largest number of frames kept when converting an animation with animated=true.',
+  },
+  inputFormats: {
+    type: 'list',
+    default: ['jpeg', 'png', 'webp', 'gif', 'avif'],
+    choices: ['jpeg', 'png', 'webp', 'gif', 'avif', 'heif', 'tiff', 'svg'],
+    doc: 'Accepted input formats, sniffed from magic bytes (SVG is off by default).',
+  },
+  jobTimeout: {
+    type: 'duration',
+    default: 10_000,
+    min: 100,
+    doc: 'Watchdog: a conversion running longer is killed, its worker restarted and the job retried.',
+  },
+  syncTimeout: {
+    type: 'duration',
+    default: 30_000,
+    min: 100,
+    doc: 'Deadline of a synchronous /v1/resize request, including queue wait (504 after it).',
+  },
+  maxAttempts: {
+    type: 'integer',
+    default: 3,
+    min: 1,
+    max: 100,
+    doc: 'Deliveries of a job before it is dead-lettered (crashes, timeouts and lease expiries count).',
+  },
+  resultTtl: {
+    type: 'duration',
+    default: 3_600_000,
+    min: 1000,
+    doc: 'How long an async job result can be fetched before it expires (410).',
+  },
+  maxInflight: {
+    type: 'integer',
+    default: 32 * cores,
+    min: 1,
+    doc: 'Load shedding: /v1 requests in flight above this get 503 + Retry-After at once.',
+  },
+  queueHighWater: {
+    type: 'integer',
+    default: 1000,
+    min: 1,
+    doc: 'Backpressure: when this many jobs wait in the queue, new jobs get 503 + Retry-After.',
+  },
+  shutdownTimeout: {
+    type: 'duration',
+    default: 25_000,
+    min: 0,
+    doc: 'On SIGTERM, how long in-flight requests may take to drain before the process exits.',
+  },
+  cacheControl: {
+    type: 'string',
+    default: 'public, max-age=31536000, immutable',
+    doc: 'Cache-Control of converted images (an output is a pure function of the input and options).',
+  },
+  logLevel: {
+    type: 'string',
+    default: 'info',
+    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    doc: 'Log level of the JSON log on stdout.',
+  },
+  config: {
+    type: 'string',
+    default: '',
+    doc: 'Optional JSON file with any of these settings (camelCase keys); flags and env override it.',
+  },
+} as const satisfies Record<string, SettingSpec>;
+
+export type SettingName = keyof typeof settings;
+
+type ValueOf<S extends SettingSpec> = S['type'] extends 'integer' | 'number' | 'duration' | 'bytes'
+  ? number
+  : S['type'] extends 'boolean'
+    ? boolean
+    : S['type'] extends 'list'
+      ? string[]
+      : string;
+
+export type Config = { readonly [K in SettingName]: ValueOf<(typeof settings)[K]> };
+
+/** `httpPort` → `--http-port`. */
+export function flagOf(name: string): string {
+  return `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** `httpPort` → `PIXELFLEET_HTTP_PORT`. */
+export function envOf(name: string): string {
+  return `PIXELFLEET_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}

@@ -1,0 +1,238 @@
+/**
+ * The worker role's main loop: claim a job from the queue (load levelling: workers pull at the
+ * pace they can convert), fetch its input from the api role that holds it, convert it in a
+ * worker process, hand the result back, then ack. One loop per worker process, so the pool never
+ * queues internally and queue depth is the one measure of backlog.
+ *
+ * Delivery semantics: the result is delivered (and, for async jobs, made durable) BEFORE the
+ * ack, so a crash in between causes a redelivery, never a lost result. Retryable failures
+ * (crashed or stalled worker) are nacked for redelivery until `maxAttempts`; after that, and for
+ * permanent failures (corrupt input...), the job is dead-lettered with its reason.
+ */
+import { isPixelfleetError, PixelfleetError } from '../errors/index.ts';
+import type { ClaimedJob, JobOutcome, JobQueue } from '../queue/types.ts';
+import type { ConversionResult, ResizeOptions } from './index.ts';
+import { isRetryableConversionError } from './index.ts';
+
+/** The job descriptor the api role enqueues: a reference to the bytes, never the bytes. */
+export interface ResizeJobPayload {
+  kind: 'resize';
+  mode: 'sync' | 'async';
+  input: { location: 'memory' | 'disk'; bytes: number; format: string; width: number; height: number };
+  options: ResizeOptions;
+  requestId: string;
+  traceparent: string;
+}
+
+export interface JobResult {
+  output: Buffer;
+  contentType: string;
+  outcome: ResizeOutcome;
+}
+
+/** What the queue records about a finished job (and what usage metering will read). */
+export interface ResizeOutcome extends JobOutcome {
+  contentType: string;
+  format: string;
+  width: number;
+  height: number;
+  bytesIn: number;
+  bytesOut: number;
+  pixelsIn: number;
+  pixelsOut: number;
+  cpuMicros: number;
+  conversionMs: number;
+  queueWaitMs: number;
+  attempt: number;
+}
+
+/** The api role as seen from a worker: where inputs come from and results go to. */
+export interface JobHost {
+  fetchInput(job: ClaimedJob, payload: ResizeJobPayload): Promise<Buffer | undefined>;
+  /** Called before the ack; async results must be durable when it resolves. */
+  deliverResult(job: ClaimedJob, payload: ResizeJobPayload, result: JobResult): Promise<void>;
+  /** Called after the ack or final nack. */
+  settled(job: ClaimedJob, payload: ResizeJobPayload, outcome: { result?: JobResult; error?: PixelfleetError }): void;
+}
+
+export interface Converter {
+  convert(input: Uint8Array, options: ResizeOptions, context: { timeoutMs?: number; traceparent?: string }): Promise<ConversionResult>;
+}
+
+export interface DispatcherEvents {
+  claimed?(job: ClaimedJob, queueWaitMs: number, payload: ResizeJobPayload): void;
+  converted?(job: ClaimedJob, result: ConversionResult): void;
+  failed?(job: ClaimedJob, error: PixelfleetError, willRetry: boolean): void;
+}
+
+export interface DispatcherOptions {
+  queue: JobQueue;
+  converter: Converter;
+  host: JobHost;
+  /** Parallel claim loops (= worker processes). */
+  concurrency: number;
+  jobTimeoutMs: number;
+  consumerName: string;
+  events?: DispatcherEvents;
+  /** Backoff before a retryable failure is redelivered. */
+  retryDelayMs?: number;
+  onError?(error: unknown): void;
+}
+
+/** The encoded reason a dead-lettered job carries: `CODE: detail`. */
+export function encodeFailure(error: PixelfleetError): string {
+  return `${error.code}: ${error.message}`;
+}
+
+export function decodeFailure(reason: string | undefined): PixelfleetError {
+  const match = reason === undefined ? null : /^(PF_ERR_[A-Z_]+): ([\s\S]*)$/.exec(reason);
+  if (match) {
+    try {
+      return new PixelfleetError(match[1] as never, match[2]!);
+    } catch {
+      // Unknown code from a newer version: fall through.
+    }
+  }
+  return new PixelfleetError('PF_ERR_CONVERSION_FAILED', reason ?? 'the job failed');
+}
+
+export class Dispatcher {
+  readonly #options: DispatcherOptions;
+  readonly #abort = new AbortController();
+  #loops: Promise<void>[] = [];
+  #active = 0;
+
+  constructor(options: DispatcherOptions) {
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
+      throw new RangeError(`concurrency must be a positive integer, got ${options.concurrency}`);
+    }
+    this.#options = options;
+  }
+
+  start(): void {
+    for (let slot = 0; slot < this.#options.concurrency; slot++) this.#loops.push(this.#loop(slot));
+  }
+
+  /** Jobs being converted right now. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Stops claiming; resolves when the jobs in hand have been settled. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await Promise.all(this.#loops);
+  }
+
+  async #loop(slot: number): Promise<void> {
+    const { queue } = this.#options;
+    const signal = this.#abort.signal;
+    // The lease outlives the watchdog, so a healthy conversion never loses its lease.
+    const leaseMs = this.#options.jobTimeoutMs * 2 + 5000;
+    while (!signal.aborted) {
+      let job: ClaimedJob | undefined;
+      try {
+        job = await queue.claim({ consumer: `${this.#options.consumerName}/${slot}`, leaseMs, waitMs: 1000, signal });
+      } catch (error) {
+        if (signal.aborted) return;
+        this.#options.onError?.(error);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        continue;
+      }
+      if (!job) continue;
+      this.#active++;
+      try {
+        await this.#process(job);
+      } catch (error) {
+        this.#options.onError?.(error);
+      } finally {
+        this.#active--;
+      }
+    }
+  }
+
+  async #process(job: ClaimedJob): Promise<void> {
+    const { queue, converter, host, events } = this.#options;
+    const payload = job.payload as unknown as ResizeJobPayload;
+    const queueWaitMs = Math.max(0, Date.now() - job.enqueuedAt);
+    events?.claimed?.(job, queueWaitMs, payload);
+
+    const fail = async (error: PixelfleetError, retry: boolean): Promise<void> => {
+      events?.failed?.(job, error, retry);
+      await queue.nack(job.id, job.leaseId, {
+        reason: encodeFailure(error),
+        retry,
+        ...(retry ? { delayMs: this.#options.retryDelayMs ?? 100 } : {}),
+      });
+      if (!retry) host.settled(job, payload, { error });
+    };
+
+    if (job.deadline !== undefined && Date.now() > job.deadline) {
+      await fail(new PixelfleetError('PF_ERR_DEADLINE_EXCEEDED', 'the request deadline passed before a worker was free'), false);
+      return;
+    }
+    const input = await host.fetchInput(job, payload);
+    if (input === undefined) {
+      await fail(
+        new PixelfleetError('PF_ERR_DEADLINE_EXCEEDED', 'the input is no longer held: the synchronous request ended'),
+        false,
+      );
+      return;
+    }
+
+    let converted: ConversionResult;
+    try {
+      converted = await converter.convert(input, payload.options, {
+        timeoutMs: this.#options.jobTimeoutMs,
+        traceparent: payload.traceparent,
+      });
+    } catch (caught) {
+      const error = isPixelfleetError(caught)
+        ? caught
+        : new PixelfleetError('PF_ERR_INTERNAL', 'the conversion failed unexpectedly', { cause: caught });
+      if (isRetryableConversionError(error)) {
+        if (job.attempt < job.maxAttempts) {
+          await fail(error, true);
+          return;
+        }
+        await fail(
+          new PixelfleetError(
+            'PF_ERR_POISON_INPUT',
+            `the input crashed or stalled the converter ${job.attempt} times (last: ${error.code}); it was dead-lettered`,
+            { cause: error },
+          ),
+          false,
+        );
+        return;
+      }
+      await fail(error, false);
+      return;
+    }
+    events?.converted?.(job, converted);
+
+    const outcome: ResizeOutcome = {
+      contentType: converted.contentType,
+      format: converted.format,
+      width: converted.width,
+      height: converted.height,
+      bytesIn: converted.bytesIn,
+      bytesOut: converted.bytesOut,
+      pixelsIn: converted.pixelsIn,
+      pixelsOut: converted.pixelsOut,
+      cpuMicros: converted.cpuUserMicros + converted.cpuSystemMicros,
+      conversionMs: converted.wallMs,
+      queueWaitMs,
+      attempt: job.attempt,
+    };
+    const result: JobResult = { output: converted.output, contentType: converted.contentType, outcome };
+    await host.deliverResult(job, payload, result);
+    try {
+      await queue.ack(job.id, job.leaseId, outcome);
+    } catch (error) {
+      // Our lease expired and the job went to someone else: their outcome stands, not ours.
+      if (isPixelfleetError(error, 'PF_ERR_LEASE_LOST')) return;
+      throw error;
+    }
+    host.settled(job, payload, { result });
+  }
+}

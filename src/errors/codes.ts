@@ -60,6 +60,11 @@ export const errorCodes = {
   PF_ERR_PROPOSAL_DROPPED: { status: 503, title: 'The proposal was not accepted by Raft; retry later' },
   PF_ERR_RAFT_STATE_CORRUPT: { status: 500, title: 'Persisted Raft state is inconsistent' },
   PF_ERR_CONSENSUS_INVARIANT: { status: 500, title: 'A Raft safety or liveness property was violated' },
+  // Rate limits (429)
+  PF_ERR_RATE_LIMITED: {
+    status: 429,
+    title: 'Rate limit exceeded; retry after the Retry-After delay (see the RateLimit header)',
+  },
   // Configuration (start-up; never over HTTP)
   PF_ERR_CONFIG: { status: 500, title: 'Invalid configuration' },
   // Storage (local disk: logs, snapshots)

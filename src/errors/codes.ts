@@ -73,6 +73,7 @@ export const errorCodes = {
   PF_ERR_STORAGE_UNAVAILABLE: { status: 503, title: 'The storage is closed or failed a disk write' },
   // Everything else
   PF_ERR_INTERNAL: { status: 500, title: 'Internal error' },
+  PF_ERR_WORKER_CRASHED: { status: 500, title: 'The conversion process crashed; the job may be retried' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

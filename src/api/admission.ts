@@ -42,9 +42,13 @@ export class Admission {
   /** Admits a request or throws the 503 to send; call `release` exactly once when admitted. */
   admit(): void {
     if (this.#shuttingDown) {
-      throw new PixelfleetError('PF_ERR_SHUTTING_DOWN', 'this server is shutting down; retry on another or shortly', {
-        extensions: { retryAfterSeconds: 1 },
-      });
+      throw new PixelfleetError(
+        'PF_ERR_SHUTTING_DOWN',
+        'this server is shutting down; retry on another or shortly',
+        {
+          extensions: { retryAfterSeconds: 1 },
+        },
+      );
     }
     if (this.#inflight >= this.#options.maxInflight) {
       throw new PixelfleetError(

@@ -44,7 +44,8 @@ export async function writeFileDurably(directory: string, name: string, bytes: U
 }
 
 function safeName(id: string): string {
-  if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) throw new RangeError(`blob id ${JSON.stringify(id)} is not a safe file name`);
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(id))
+    throw new RangeError(`blob id ${JSON.stringify(id)} is not a safe file name`);
   return id;
 }
 

@@ -10,22 +10,34 @@ export function toPixelfleetError(error: unknown): PixelfleetError {
   const fastifyError = error as Partial<FastifyError>;
   switch (fastifyError.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new PixelfleetError('PF_ERR_BODY_TOO_LARGE', 'the request body is larger than the limit', { cause: error });
+      return new PixelfleetError('PF_ERR_BODY_TOO_LARGE', 'the request body is larger than the limit', {
+        cause: error,
+      });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new PixelfleetError('PF_ERR_EMPTY_BODY', 'the request body is empty', { cause: error });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new PixelfleetError('PF_ERR_UNSUPPORTED_FORMAT', 'unsupported content type', { cause: error });
   }
   if (fastifyError.validation !== undefined || fastifyError.statusCode === 400) {
-    return new PixelfleetError('PF_ERR_BAD_REQUEST', fastifyError.message ?? 'malformed request', { cause: error });
+    return new PixelfleetError('PF_ERR_BAD_REQUEST', fastifyError.message ?? 'malformed request', {
+      cause: error,
+    });
   }
   if (fastifyError.statusCode === 413) {
-    return new PixelfleetError('PF_ERR_BODY_TOO_LARGE', 'the request body is larger than the limit', { cause: error });
+    return new PixelfleetError('PF_ERR_BODY_TOO_LARGE', 'the request body is larger than the limit', {
+      cause: error,
+    });
   }
-  return new PixelfleetError('PF_ERR_INTERNAL', 'an internal error occurred; it was logged', { cause: error });
+  return new PixelfleetError('PF_ERR_INTERNAL', 'an internal error occurred; it was logged', {
+    cause: error,
+  });
 }
 
-export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: PixelfleetError): FastifyReply {
+export function sendProblem(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  error: PixelfleetError,
+): FastifyReply {
   const problem = toProblem(error, request.url);
   const retryAfter = error.extensions.retryAfterSeconds;
   if (typeof retryAfter === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
@@ -34,13 +46,20 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
 }
 
 /** Installs the problem+json error and not-found handlers on an instance. */
-export function registerProblemHandlers(app: FastifyInstance, onError?: (request: FastifyRequest, error: PixelfleetError) => void): void {
+export function registerProblemHandlers(
+  app: FastifyInstance,
+  onError?: (request: FastifyRequest, error: PixelfleetError) => void,
+): void {
   app.setErrorHandler((error, request, reply) => {
     const translated = toPixelfleetError(error);
     onError?.(request, translated);
     return sendProblem(request, reply, translated);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(request, reply, new PixelfleetError('PF_ERR_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)),
+    sendProblem(
+      request,
+      reply,
+      new PixelfleetError('PF_ERR_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`),
+    ),
   );
 }

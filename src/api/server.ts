@@ -51,7 +51,8 @@ export function buildApiServer(deps: ApiDependencies): FastifyInstance {
 
   registerProblemHandlers(app, (request, error) => {
     request.facts.code = error.code;
-    if (error.code === 'PF_ERR_INTERNAL') logger.error({ err: error.cause ?? error, reqId: request.id }, 'internal error');
+    if (error.code === 'PF_ERR_INTERNAL')
+      logger.error({ err: error.cause ?? error, reqId: request.id }, 'internal error');
   });
 
   app.addHook('onResponse', async (request, reply) => {
@@ -60,7 +61,8 @@ export function buildApiServer(deps: ApiDependencies): FastifyInstance {
     const status = reply.statusCode;
     metrics.httpRequestDuration.observe({ route, method: request.method, status: String(status) }, seconds);
     const facts = request.facts;
-    if (status >= 400 && facts.code !== undefined && status !== 503) metrics.rejected.inc({ code: facts.code });
+    if (status >= 400 && facts.code !== undefined && status !== 503)
+      metrics.rejected.inc({ code: facts.code });
     if (route === '/metrics' || route === '/healthz' || route === '/readyz') return;
     logger.info(
       {

@@ -22,7 +22,11 @@ function invalid(source: string, detail: string): PixelfleetError {
   return new PixelfleetError('PF_ERR_CONFIG', `${source}: ${detail}`, { extensions: { key: source } });
 }
 
-function parseNumberWithUnit(raw: string, units: Record<string, number>, defaultUnit: string): number | undefined {
+function parseNumberWithUnit(
+  raw: string,
+  units: Record<string, number>,
+  defaultUnit: string,
+): number | undefined {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(raw);
   if (!match) return undefined;
   const unit = (match[2] || defaultUnit).toLowerCase();
@@ -41,13 +45,21 @@ export function parseSetting(name: SettingName, raw: unknown, source: string): u
     case 'number': {
       const n = typeof raw === 'number' ? raw : text !== undefined && text !== '' ? Number(text) : Number.NaN;
       if (!Number.isFinite(n) || (spec.type === 'integer' && !Number.isInteger(n))) {
-        throw invalid(source, `expected ${spec.type === 'integer' ? 'an integer' : 'a number'}, got ${JSON.stringify(raw)}`);
+        throw invalid(
+          source,
+          `expected ${spec.type === 'integer' ? 'an integer' : 'a number'}, got ${JSON.stringify(raw)}`,
+        );
       }
       value = n;
       break;
     }
     case 'duration': {
-      const n = typeof raw === 'number' ? raw : text !== undefined ? parseNumberWithUnit(text, durationUnits, 'ms') : undefined;
+      const n =
+        typeof raw === 'number'
+          ? raw
+          : text !== undefined
+            ? parseNumberWithUnit(text, durationUnits, 'ms')
+            : undefined;
       if (n === undefined || !Number.isFinite(n)) {
         throw invalid(source, `expected a duration like 500ms, 10s, 5m or 1h, got ${JSON.stringify(raw)}`);
       }
@@ -55,7 +67,12 @@ export function parseSetting(name: SettingName, raw: unknown, source: string): u
       break;
     }
     case 'bytes': {
-      const n = typeof raw === 'number' ? raw : text !== undefined ? parseNumberWithUnit(text, byteUnits, 'b') : undefined;
+      const n =
+        typeof raw === 'number'
+          ? raw
+          : text !== undefined
+            ? parseNumberWithUnit(text, byteUnits, 'b')
+            : undefined;
       if (n === undefined || !Number.isFinite(n)) {
         throw invalid(source, `expected a size like 1048576, 512KiB or 1MiB, got ${JSON.stringify(raw)}`);
       }
@@ -78,7 +95,8 @@ export function parseSetting(name: SettingName, raw: unknown, source: string): u
               .map((s) => s.trim())
               .filter((s) => s !== '')
           : undefined;
-      if (items === undefined) throw invalid(source, `expected a comma-separated list, got ${JSON.stringify(raw)}`);
+      if (items === undefined)
+        throw invalid(source, `expected a comma-separated list, got ${JSON.stringify(raw)}`);
       value = items.map((item) => item.toLowerCase());
       break;
     }
@@ -89,8 +107,10 @@ export function parseSetting(name: SettingName, raw: unknown, source: string): u
     }
   }
   if (typeof value === 'number') {
-    if (spec.min !== undefined && value < spec.min) throw invalid(source, `must be at least ${spec.min}, got ${value}`);
-    if (spec.max !== undefined && value > spec.max) throw invalid(source, `must be at most ${spec.max}, got ${value}`);
+    if (spec.min !== undefined && value < spec.min)
+      throw invalid(source, `must be at least ${spec.min}, got ${value}`);
+    if (spec.max !== undefined && value > spec.max)
+      throw invalid(source, `must be at most ${spec.max}, got ${value}`);
   }
   if (spec.choices !== undefined) {
     const values = Array.isArray(value) ? (value as string[]) : [value as string];
@@ -125,7 +145,11 @@ export function parseFlags(argv: readonly string[]): Map<SettingName, { raw: str
     if (name === undefined) throw invalid(flag, 'unknown flag (see `pixelfleet config` for the list)');
     let raw: string;
     if (eq !== -1) raw = arg.slice(eq + 1);
-    else if ((settings[name] as SettingSpec).type === 'boolean' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) raw = 'true';
+    else if (
+      (settings[name] as SettingSpec).type === 'boolean' &&
+      (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))
+    )
+      raw = 'true';
     else {
       const next = argv[i + 1];
       if (next === undefined) throw invalid(flag, 'needs a value');
@@ -155,7 +179,9 @@ export function loadConfig(input: LoadConfigInput = {}): Config {
     try {
       parsed = JSON.parse(readFileSync(configFile, 'utf8'));
     } catch (cause) {
-      throw new PixelfleetError('PF_ERR_CONFIG', `config file ${configFile}: ${(cause as Error).message}`, { cause });
+      throw new PixelfleetError('PF_ERR_CONFIG', `config file ${configFile}: ${(cause as Error).message}`, {
+        cause,
+      });
     }
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
       throw invalid(configFile, 'a config file holds one JSON object');
@@ -183,7 +209,11 @@ const extraEnv = new Set(['PIXELFLEET_ADMIN_TOKEN']);
 export function describeSettings(): string {
   const rows = names.map((name) => {
     const spec: SettingSpec = settings[name];
-    const shown = spec.secret ? '(generated)' : Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default);
+    const shown = spec.secret
+      ? '(generated)'
+      : Array.isArray(spec.default)
+        ? spec.default.join(',')
+        : String(spec.default);
     return `| \`${flagOf(name)}\` | \`${envOf(name)}\` | ${spec.type} | \`${shown === '' ? '—' : shown}\` | ${spec.doc} |`;
   });
   return ['| flag | environment | type | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');

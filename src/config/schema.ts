@@ -32,7 +32,11 @@ export const settings = {
     max: 65535,
     doc: 'Port of the public HTTP API; 0 picks any free port (the chosen address is logged).',
   },
-  adminHost: { type: 'string', default: '127.0.0.1', doc: 'Address the admin API listens on (keep it private).' },
+  adminHost: {
+    type: 'string',
+    default: '127.0.0.1',
+    doc: 'Address the admin API listens on (keep it private).',
+  },
   adminPort: {
     type: 'integer',
     default: 8081,

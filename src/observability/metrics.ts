@@ -112,8 +112,16 @@ export function createServiceMetrics(options: { defaultMetrics?: boolean } = {})
       labelNames: ['outcome'],
       registers: [registry],
     }),
-    bytesIn: new Counter({ name: 'pixelfleet_bytes_in_total', help: 'Input image bytes converted.', registers: [registry] }),
-    bytesOut: new Counter({ name: 'pixelfleet_bytes_out_total', help: 'Output image bytes produced.', registers: [registry] }),
+    bytesIn: new Counter({
+      name: 'pixelfleet_bytes_in_total',
+      help: 'Input image bytes converted.',
+      registers: [registry],
+    }),
+    bytesOut: new Counter({
+      name: 'pixelfleet_bytes_out_total',
+      help: 'Output image bytes produced.',
+      registers: [registry],
+    }),
     shed: new Counter({
       name: 'pixelfleet_requests_shed_total',
       help: 'Requests refused with 503 to protect latency (load shedding, backpressure, shutdown).',

@@ -20,7 +20,12 @@ export function continueTrace(header: string | undefined): TraceContext {
   const match = header === undefined ? null : traceparentPattern.exec(header.trim().toLowerCase());
   const spanId = randomBytes(8).toString('hex');
   if (match && match[1] !== 'ff' && !/^0+$/.test(match[2]!) && !/^0+$/.test(match[3]!)) {
-    return { traceId: match[2]!, spanId, parentSpanId: match[3]!, sampled: (Number.parseInt(match[4]!, 16) & 1) === 1 };
+    return {
+      traceId: match[2]!,
+      spanId,
+      parentSpanId: match[3]!,
+      sampled: (Number.parseInt(match[4]!, 16) & 1) === 1,
+    };
   }
   return { traceId: randomBytes(16).toString('hex'), spanId, sampled: true };
 }

@@ -26,7 +26,10 @@ export interface EmbeddedService {
 
 const dayMs = 86_400_000;
 
-export async function startEmbeddedService(config: Config, options: { logger?: Logger } = {}): Promise<EmbeddedService> {
+export async function startEmbeddedService(
+  config: Config,
+  options: { logger?: Logger } = {},
+): Promise<EmbeddedService> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -42,6 +45,7 @@ export async function startEmbeddedService(config: Config, options: { logger?: L
     size: config.workers,
     jobTimeoutMs: config.jobTimeout,
     limits: {
+      allowedFormats: new Set(config.inputFormats as InputFormat[]),
       maxInputPixels: config.maxInputPixels,
       maxFrames: config.maxFrames,
       maxOutputDimension: config.maxOutputDimension,
@@ -83,7 +87,8 @@ export async function startEmbeddedService(config: Config, options: { logger?: L
   const host: JobHost = {
     fetchInput: (job, payload) => blobs.getInput(job.id, payload.input.location),
     async deliverResult(job, payload, result) {
-      if (payload.mode === 'async') await blobs.putResult(job.id, { bytes: result.output, contentType: result.contentType });
+      if (payload.mode === 'async')
+        await blobs.putResult(job.id, { bytes: result.output, contentType: result.contentType });
     },
     settled(job, payload, { result, error }) {
       throughput.record();
@@ -92,9 +97,17 @@ export async function startEmbeddedService(config: Config, options: { logger?: L
         if (result) completions.complete(job.id, result);
         else completions.fail(job.id, error);
       } else {
-        blobs.deleteInput(job.id, 'disk').catch((cause) => logger.error({ err: cause, jobId: job.id }, 'input cleanup failed'));
+        blobs
+          .deleteInput(job.id, 'disk')
+          .catch((cause) => logger.error({ err: cause, jobId: job.id }, 'input cleanup failed'));
         logger.info(
-          { jobId: job.id, requestId: payload.requestId, state: result ? 'succeeded' : 'failed', code: error?.code, attempt: job.attempt },
+          {
+            jobId: job.id,
+            requestId: payload.requestId,
+            state: result ? 'succeeded' : 'failed',
+            code: error?.code,
+            attempt: job.attempt,
+          },
           'job',
         );
       }
@@ -110,17 +123,24 @@ export async function startEmbeddedService(config: Config, options: { logger?: L
     consumerName: `embedded-${process.pid}`,
     onError: (error) => logger.error({ err: error }, 'dispatcher error'),
     events: {
-      claimed: (_job, queueWaitMs, payload) => metrics.queueWait.observe({ mode: payload.mode }, queueWaitMs / 1000),
+      claimed: (_job, queueWaitMs, payload) =>
+        metrics.queueWait.observe({ mode: payload.mode }, queueWaitMs / 1000),
       converted: (_job, result) => {
         metrics.conversionDuration.observe({ format: result.format }, result.wallMs / 1000);
-        metrics.conversionCpuSeconds.inc({ format: result.format }, (result.cpuUserMicros + result.cpuSystemMicros) / 1e6);
+        metrics.conversionCpuSeconds.inc(
+          { format: result.format },
+          (result.cpuUserMicros + result.cpuSystemMicros) / 1e6,
+        );
         metrics.bytesIn.inc(result.bytesIn);
         metrics.bytesOut.inc(result.bytesOut);
         metrics.workerBusySeconds.inc(result.wallMs / 1000);
       },
       failed: (job, error, willRetry) => {
         metrics.conversions.inc({ outcome: willRetry ? 'retried' : 'dead_lettered' });
-        logger.warn({ jobId: job.id, attempt: job.attempt, code: error.code, detail: error.message, willRetry }, 'job attempt failed');
+        logger.warn(
+          { jobId: job.id, attempt: job.attempt, code: error.code, detail: error.message, willRetry },
+          'job attempt failed',
+        );
       },
     },
   });
@@ -147,7 +167,9 @@ export async function startEmbeddedService(config: Config, options: { logger?: L
   dispatcher.start();
   const sweepTimer = setInterval(
     () => {
-      blobs.sweepResults(config.resultTtl).catch((error) => logger.error({ err: error }, 'result sweep failed'));
+      blobs
+        .sweepResults(config.resultTtl)
+        .catch((error) => logger.error({ err: error }, 'result sweep failed'));
     },
     Math.min(60_000, config.resultTtl),
   );
@@ -179,7 +201,10 @@ export async function startEmbeddedService(config: Config, options: { logger?: L
       const drained = await Promise.race([app.close().then(() => 'drained' as const), deadline]);
       clearTimeout(timer);
       if (drained === 'timeout') {
-        logger.warn({ inflight: admission.inflight }, 'shutdown deadline passed: closing remaining connections');
+        logger.warn(
+          { inflight: admission.inflight },
+          'shutdown deadline passed: closing remaining connections',
+        );
         app.server.closeAllConnections();
       }
       clearInterval(depthTimer);

@@ -52,11 +52,19 @@ export interface JobHost {
   /** Called before the ack; async results must be durable when it resolves. */
   deliverResult(job: ClaimedJob, payload: ResizeJobPayload, result: JobResult): Promise<void>;
   /** Called after the ack or final nack. */
-  settled(job: ClaimedJob, payload: ResizeJobPayload, outcome: { result?: JobResult; error?: PixelfleetError }): void;
+  settled(
+    job: ClaimedJob,
+    payload: ResizeJobPayload,
+    outcome: { result?: JobResult; error?: PixelfleetError },
+  ): void;
 }
 
 export interface Converter {
-  convert(input: Uint8Array, options: ResizeOptions, context: { timeoutMs?: number; traceparent?: string }): Promise<ConversionResult>;
+  convert(
+    input: Uint8Array,
+    options: ResizeOptions,
+    context: { timeoutMs?: number; traceparent?: string },
+  ): Promise<ConversionResult>;
 }
 
 export interface DispatcherEvents {
@@ -132,7 +140,12 @@ export class Dispatcher {
     while (!signal.aborted) {
       let job: ClaimedJob | undefined;
       try {
-        job = await queue.claim({ consumer: `${this.#options.consumerName}/${slot}`, leaseMs, waitMs: 1000, signal });
+        job = await queue.claim({
+          consumer: `${this.#options.consumerName}/${slot}`,
+          leaseMs,
+          waitMs: 1000,
+          signal,
+        });
       } catch (error) {
         if (signal.aborted) return;
         this.#options.onError?.(error);
@@ -168,13 +181,22 @@ export class Dispatcher {
     };
 
     if (job.deadline !== undefined && Date.now() > job.deadline) {
-      await fail(new PixelfleetError('PF_ERR_DEADLINE_EXCEEDED', 'the request deadline passed before a worker was free'), false);
+      await fail(
+        new PixelfleetError(
+          'PF_ERR_DEADLINE_EXCEEDED',
+          'the request deadline passed before a worker was free',
+        ),
+        false,
+      );
       return;
     }
     const input = await host.fetchInput(job, payload);
     if (input === undefined) {
       await fail(
-        new PixelfleetError('PF_ERR_DEADLINE_EXCEEDED', 'the input is no longer held: the synchronous request ended'),
+        new PixelfleetError(
+          'PF_ERR_DEADLINE_EXCEEDED',
+          'the input is no longer held: the synchronous request ended',
+        ),
         false,
       );
       return;

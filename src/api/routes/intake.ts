@@ -6,8 +6,13 @@
 import type { FastifyRequest } from 'fastify';
 import { PixelfleetError } from '../../errors/index.ts';
 import { formatTraceparent } from '../../observability/index.ts';
-import { type InputFormat, inspectInput, parseResizeOptions, type ResizeOptions } from '../../worker/index.ts';
 import type { ResizeJobPayload } from '../../worker/dispatcher.ts';
+import {
+  type InputFormat,
+  inspectInput,
+  parseResizeOptions,
+  type ResizeOptions,
+} from '../../worker/index.ts';
 import type { ApiDependencies } from '../context.ts';
 
 export interface Intake {
@@ -24,7 +29,10 @@ export function intake(request: FastifyRequest, deps: ApiDependencies, mode: 'sy
   });
   const body = request.body;
   if (!Buffer.isBuffer(body) || body.length === 0) {
-    throw new PixelfleetError('PF_ERR_EMPTY_BODY', 'send the image as the request body (e.g. curl --data-binary @photo.jpg)');
+    throw new PixelfleetError(
+      'PF_ERR_EMPTY_BODY',
+      'send the image as the request body (e.g. curl --data-binary @photo.jpg)',
+    );
   }
   request.facts.bytesIn = body.length;
   const input = inspectInput(body, {

@@ -25,7 +25,10 @@ const publicStates: Record<JobRecord['state'], string> = {
 function describeJob(record: JobRecord, resultTtlMs: number): Record<string, unknown> {
   const outcome = record.outcome as ResizeOutcome | undefined;
   const resultExpiresAt = record.finishedAt === undefined ? undefined : record.finishedAt + resultTtlMs;
-  const error = record.state === 'dead' || record.state === 'expired' ? toProblem(decodeFailure(record.lastError)) : undefined;
+  const error =
+    record.state === 'dead' || record.state === 'expired'
+      ? toProblem(decodeFailure(record.lastError))
+      : undefined;
   return {
     id: record.id,
     state: publicStates[record.state],
@@ -37,7 +40,11 @@ function describeJob(record: JobRecord, resultTtlMs: number): Record<string, unk
     timings:
       outcome === undefined
         ? null
-        : { queueWaitMs: outcome.queueWaitMs, conversionMs: outcome.conversionMs, cpuMicros: outcome.cpuMicros },
+        : {
+            queueWaitMs: outcome.queueWaitMs,
+            conversionMs: outcome.conversionMs,
+            cpuMicros: outcome.cpuMicros,
+          },
     result:
       outcome === undefined || record.state !== 'succeeded'
         ? null
@@ -59,7 +66,10 @@ export function registerJobRoutes(app: FastifyInstance, deps: ApiDependencies): 
   async function findAsyncJob(id: string): Promise<JobRecord> {
     const record = /^[A-Za-z0-9_-]{1,128}$/.test(id) ? await queue.get(id) : undefined;
     if (!record || (record.payload as unknown as ResizeJobPayload).mode !== 'async') {
-      throw new PixelfleetError('PF_ERR_JOB_NOT_FOUND', `no job ${id} (jobs are forgotten some time after they finish)`);
+      throw new PixelfleetError(
+        'PF_ERR_JOB_NOT_FOUND',
+        `no job ${id} (jobs are forgotten some time after they finish)`,
+      );
     }
     return record;
   }
@@ -90,19 +100,31 @@ export function registerJobRoutes(app: FastifyInstance, deps: ApiDependencies): 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id/result', async (request, reply) => {
     const record = await findAsyncJob(request.params.id);
     if (record.state === 'queued' || record.state === 'running') {
-      throw new PixelfleetError('PF_ERR_JOB_NOT_FINISHED', `job ${record.id} is ${record.state}; poll /v1/jobs/${record.id}`, {
-        extensions: { retryAfterSeconds: 1 },
-      });
+      throw new PixelfleetError(
+        'PF_ERR_JOB_NOT_FINISHED',
+        `job ${record.id} is ${record.state}; poll /v1/jobs/${record.id}`,
+        {
+          extensions: { retryAfterSeconds: 1 },
+        },
+      );
     }
     if (record.state !== 'succeeded') {
-      throw new PixelfleetError('PF_ERR_JOB_FAILED', `job ${record.id} failed: ${decodeFailure(record.lastError).message}`);
+      throw new PixelfleetError(
+        'PF_ERR_JOB_FAILED',
+        `job ${record.id} failed: ${decodeFailure(record.lastError).message}`,
+      );
     }
     const stored = await blobs.getResult(record.id);
     const outcome = record.outcome as ResizeOutcome;
     if (!stored || (record.finishedAt !== undefined && Date.now() - record.finishedAt > config.resultTtl)) {
       throw new PixelfleetError('PF_ERR_RESULT_EXPIRED', `the result of job ${record.id} expired`);
     }
-    setResultHeaders(reply, { output: stored.bytes, contentType: stored.contentType, outcome }, config.cacheControl, false);
+    setResultHeaders(
+      reply,
+      { output: stored.bytes, contentType: stored.contentType, outcome },
+      config.cacheControl,
+      false,
+    );
     const etag = reply.getHeader('etag');
     if (etag !== undefined && request.headers['if-none-match'] === etag) return reply.code(304).send();
     request.facts.bytesOut = stored.bytes.length;

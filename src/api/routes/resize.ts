@@ -63,7 +63,7 @@ export function registerResizeRoutes(app: FastifyInstance, deps: ApiDependencies
       conversionMs: result.outcome.conversionMs,
       cpuMicros: result.outcome.cpuMicros,
     });
-    setResultHeaders(reply, result, config.cacheControl, options.varyOnAccept === true);
+    setResultHeaders(reply, result, config.cacheControl, options.variesOnAccept);
     return reply.send(result.output);
   });
 }

@@ -1,0 +1,153 @@
+/**
+ * Test harness for the embedded service: in-process (fast, for API behaviour) or as a real
+ * `pixelfleet start` child process (for kill -9, SIGTERM and restarts).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../src/config/index.ts';
+import { createLogger } from '../../src/observability/index.ts';
+import { type EmbeddedService, startEmbeddedService } from '../../src/service/embedded.ts';
+
+export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+export const corpusDir = fileURLToPath(new URL('../../../shared/corpus/', import.meta.url));
+export const nodeBinary = process.execPath;
+
+export function corpusJpegs(): string[] {
+  return readdirSync(join(corpusDir, 'jpeg'))
+    .filter((name) => name.endsWith('.jpg'))
+    .sort()
+    .map((name) => join(corpusDir, 'jpeg', name));
+}
+
+export function corpusFile(relative: string): Buffer {
+  return readFileSync(join(corpusDir, relative));
+}
+
+export function temporaryDirectory(prefix = 'pixelfleet-test-'): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export async function startInProcess(argv: string[] = []): Promise<EmbeddedService & { dataDir: string }> {
+  const dir = temporaryDirectory();
+  const config = loadConfig({ argv: ['--http-port', '0', '--data-dir', dir.path, ...argv], env: {} });
+  const service = await startEmbeddedService(config, { logger: createLogger({ level: 'silent' }) });
+  return {
+    ...service,
+    dataDir: dir.path,
+    close: async () => {
+      await service.close();
+      dir.remove();
+    },
+  };
+}
+
+export interface ServiceProcess {
+  url: string;
+  child: ChildProcess;
+  /** Every JSON log line so far. */
+  logs: Record<string, unknown>[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Pids of the worker child processes. */
+  workerPids(): number[];
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export async function startProcess(
+  argv: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<ServiceProcess> {
+  const child = spawn(nodeBinary, [join(repoRoot, 'src/cli/main.ts'), 'start', '--http-port', '0', ...argv], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`service did not start in time; stderr: ${stderr}`)),
+      options.timeoutMs ?? 30_000,
+    );
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      logs.push(entry);
+      if (entry.msg === 'pixelfleet listening') {
+        clearTimeout(timer);
+        resolve(entry.url as string);
+      }
+    });
+    exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`service exited with ${code} before listening; stderr: ${stderr}`));
+    });
+  });
+  return {
+    url,
+    child,
+    logs,
+    exited,
+    workerPids: () => childPids(child.pid!),
+    kill: (signal = 'SIGKILL') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+  };
+}
+
+/** Direct children of a process, from /proc. */
+export function childPids(parent: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === parent) pids.push(Number(entry));
+    } catch {
+      // The process went away while we looked.
+    }
+  }
+  return pids;
+}
+
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 20_000,
+  intervalMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+export async function resize(
+  base: string,
+  image: Uint8Array,
+  query = '',
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return fetch(`${base}/v1/resize${query ? `?${query}` : ''}`, {
+    method: 'POST',
+    body: image,
+    headers: { 'content-type': 'application/octet-stream', ...headers },
+  });
+}

@@ -20,6 +20,7 @@ export interface ServiceMetrics {
   rejected: Counter<'code'>;
   workerRestarts: Counter<'reason'>;
   workerBusySeconds: Counter;
+  workerRss: Gauge<'worker'>;
   /** Gauges read at scrape time through collect callbacks. */
   setCollectors(collectors: {
     queue: () => Promise<{ depth: number; inflight: number; deadLetters: number }>;
@@ -143,6 +144,12 @@ export function createServiceMetrics(options: { defaultMetrics?: boolean } = {})
     workerBusySeconds: new Counter({
       name: 'pixelfleet_worker_busy_seconds_total',
       help: 'Worker wall time spent converting; rate() over workers = utilisation.',
+      registers: [registry],
+    }),
+    workerRss: new Gauge({
+      name: 'pixelfleet_worker_rss_bytes',
+      help: 'Resident memory of each worker process after its latest conversion (allocator creep shows here).',
+      labelNames: ['worker'],
       registers: [registry],
     }),
     setCollectors(next) {

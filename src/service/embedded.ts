@@ -134,6 +134,7 @@ export async function startEmbeddedService(
         metrics.bytesIn.inc(result.bytesIn);
         metrics.bytesOut.inc(result.bytesOut);
         metrics.workerBusySeconds.inc(result.wallMs / 1000);
+        metrics.workerRss.set({ worker: String(result.workerId) }, result.workerRss);
       },
       failed: (job, error, willRetry) => {
         metrics.conversions.inc({ outcome: willRetry ? 'retried' : 'dead_lettered' });

@@ -1,0 +1,266 @@
+/**
+ * `npm run bench`: throughput and latency of the embedded service converting the shared corpus
+ * (JPEG → 320 px wide JPEG q80) over loopback, measured in ONE run next to
+ *  (a) the raw limit — the same conversions in bare sharp processes, one per core, no HTTP;
+ *  (b) ipx serving the same conversions;
+ * plus worker RSS after 1,000 and after 10,000 conversions (allocator creep).
+ * Options: --duration S (per phase, default 20), --creep N (default 10000, 0 = skip).
+ */
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '20' },
+    creep: { type: 'string', default: '10000' },
+    workers: { type: 'string', default: String(availableParallelism()) },
+  },
+});
+const durationS = Number(values.duration);
+const creepCount = Number(values.creep);
+const cores = Number(values.workers);
+const repo = fileURLToPath(new URL('../', import.meta.url));
+const corpus = join(repo, '..', 'shared', 'corpus', 'jpeg');
+const files = readdirSync(corpus)
+  .filter((name) => name.endsWith('.jpg'))
+  .sort();
+const bodies = files.map((name) => readFileSync(join(corpus, name)));
+const meanBytes = bodies.reduce((sum, body) => sum + body.length, 0) / bodies.length;
+
+interface LoadResult {
+  perSecond: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  errorRate: number;
+  requests: number;
+}
+
+async function load(options: {
+  url: string;
+  connections: number;
+  durationS: number;
+  overallRate?: number;
+  amount?: number;
+  request: (index: number) => { method: 'GET' | 'POST'; path: string; body?: Buffer };
+}): Promise<LoadResult> {
+  let counter = 0;
+  const result = await autocannon({
+    url: options.url,
+    connections: options.connections,
+    ...(options.amount ? { amount: options.amount } : { duration: options.durationS }),
+    ...(options.overallRate ? { overallRate: options.overallRate } : {}),
+    timeout: 30,
+    requests: [
+      {
+        setupRequest: (request) => {
+          const next = options.request(counter++);
+          return {
+            ...request,
+            method: next.method,
+            path: next.path,
+            body: next.body,
+            headers: { 'content-type': 'image/jpeg' },
+          };
+        },
+      },
+    ],
+  });
+  const total = result['2xx'] + result.non2xx + result.errors + result.timeouts;
+  return {
+    perSecond: result['2xx'] / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    p999: result.latency.p99_9,
+    errorRate: total === 0 ? 0 : (total - result['2xx']) / total,
+    requests: total,
+  };
+}
+
+async function rawLimit(): Promise<{ perSecond: number; cpuMsPerConversion: number }> {
+  const paths = files.map((name) => join(corpus, name));
+  const children: ChildProcess[] = [];
+  const reports = await Promise.all(
+    Array.from({ length: cores }, () => {
+      const child = fork(join(repo, 'bench/raw-worker.ts'), [String(durationS * 1000), '2000', ...paths], {
+        env: { ...process.env, MALLOC_ARENA_MAX: '2' },
+      });
+      children.push(child);
+      return new Promise<{ conversions: number; elapsedMs: number; cpuMs: number }>((resolve, reject) => {
+        child.once('message', (message) => resolve(message as never));
+        child.once('error', reject);
+      });
+    }),
+  );
+  for (const child of children) child.kill();
+  const perSecond = reports.reduce((sum, r) => sum + r.conversions / (r.elapsedMs / 1000), 0);
+  const cpuMs = reports.reduce((sum, r) => sum + r.cpuMs, 0);
+  const conversions = reports.reduce((sum, r) => sum + r.conversions, 0);
+  return { perSecond, cpuMsPerConversion: cpuMs / conversions };
+}
+
+async function startLine(
+  child: ChildProcess,
+  predicate: (line: string) => string | undefined,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      const found = predicate(line);
+      if (found !== undefined) resolve(found);
+    });
+    child.once('exit', (code) => reject(new Error(`process exited with ${code} before it was ready`)));
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function workerRss(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let total = 0;
+  for (const match of text.matchAll(/^pixelfleet_worker_rss_bytes\{[^}]*\} (\d+(?:\.\d+)?(?:e\+\d+)?)$/gm))
+    total += Number(match[1]);
+  return total;
+}
+
+const fmt = (n: number, digits = 1) => n.toFixed(digits);
+
+async function main(): Promise<void> {
+  console.log(
+    `corpus: ${files.length} JPEGs, mean ${(meanBytes / 1024).toFixed(0)} KiB; ${cores} cores; ${durationS} s per phase`,
+  );
+  const raw = await rawLimit();
+  console.log(`raw limit: ${fmt(raw.perSecond)} conversions/s (${fmt(raw.cpuMsPerConversion)} ms CPU each)`);
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'pixelfleet-bench-'));
+  const service = spawn(
+    process.execPath,
+    [
+      join(repo, 'src/cli/main.ts'),
+      'start',
+      '--http-port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--workers',
+      String(cores),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const ours = await startLine(service, (line) =>
+    line.includes('pixelfleet listening') ? JSON.parse(line).url : undefined,
+  );
+  service.stdout!.resume();
+  const ourRequest = (i: number) => ({
+    method: 'POST' as const,
+    path: '/v1/resize?width=320&format=jpeg&quality=80',
+    body: bodies[i % bodies.length]!,
+  });
+  await load({ url: ours, connections: cores * 2, durationS: 3, request: ourRequest });
+  const oursSaturated = await load({ url: ours, connections: cores * 4, durationS, request: ourRequest });
+  const oursAt80 = await load({
+    url: ours,
+    connections: 64,
+    durationS,
+    overallRate: Math.max(1, Math.floor(oursSaturated.perSecond * 0.8)),
+    request: ourRequest,
+  });
+
+  const ipx = spawn(process.execPath, [join(repo, 'bench/ipx-server.ts'), corpus], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, MALLOC_ARENA_MAX: '2' },
+  });
+  const ipxPort = await startLine(ipx, (line) =>
+    line.startsWith('{') ? String(JSON.parse(line).port) : undefined,
+  );
+  const ipxUrl = `http://127.0.0.1:${ipxPort}`;
+  const ipxRequest = (i: number) => ({
+    method: 'GET' as const,
+    path: `/w_320,q_80,f_jpeg/${files[i % files.length]}`,
+  });
+  await load({ url: ipxUrl, connections: cores * 2, durationS: 3, request: ipxRequest });
+  const ipxSaturated = await load({ url: ipxUrl, connections: cores * 4, durationS, request: ipxRequest });
+  const ipxAt80 = await load({
+    url: ipxUrl,
+    connections: 64,
+    durationS,
+    overallRate: Math.max(1, Math.floor(ipxSaturated.perSecond * 0.8)),
+    request: ipxRequest,
+  });
+  await stop(ipx);
+
+  let creep: { after1k: number; afterN: number } | undefined;
+  if (creepCount > 0) {
+    const done = oursSaturated.requests + oursAt80.requests;
+    if (done < 1000)
+      await load({
+        url: ours,
+        connections: cores * 4,
+        durationS: 0,
+        amount: 1000 - done,
+        request: ourRequest,
+      });
+    const after1k = await workerRss(ours);
+    await load({
+      url: ours,
+      connections: cores * 4,
+      durationS: 0,
+      amount: Math.max(0, creepCount - 1000),
+      request: ourRequest,
+    });
+    creep = { after1k, afterN: await workerRss(ours) };
+  }
+  await stop(service);
+  rmSync(dataDir, { recursive: true, force: true });
+
+  const rows = [
+    ['raw limit (bare sharp, no HTTP)', raw.perSecond, undefined, undefined],
+    ['pixelfleet, saturated', oursSaturated.perSecond, oursSaturated, undefined],
+    ['pixelfleet, 80 % of saturation', oursAt80.perSecond, oursAt80, undefined],
+    ['ipx, saturated', ipxSaturated.perSecond, ipxSaturated, undefined],
+    ['ipx, 80 % of its saturation', ipxAt80.perSecond, ipxAt80, undefined],
+  ] as const;
+  const lines = [
+    '| run | conversions/s | per core | p50 ms | p99 ms | p99.9 ms | errors |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map(([name, rate, stats]) =>
+      stats
+        ? `| ${name} | ${fmt(rate)} | ${fmt(rate / cores)} | ${stats.p50} | ${stats.p99} | ${stats.p999} | ${fmt(stats.errorRate * 100, 2)} % |`
+        : `| ${name} | ${fmt(rate)} | ${fmt(rate / cores)} | — | — | — | — |`,
+    ),
+  ];
+  console.log(`\n${lines.join('\n')}\n`);
+  console.log(
+    `pixelfleet / raw limit at saturation: ${fmt((oursSaturated.perSecond / raw.perSecond) * 100)} % (target ≥ 90 %)`,
+  );
+  console.log(
+    `pixelfleet / ipx throughput: ${fmt(oursSaturated.perSecond / ipxSaturated.perSecond, 2)}×; p99 at 80 %: ${oursAt80.p99} ms vs ipx ${ipxAt80.p99} ms (target < 500 ms)`,
+  );
+  if (creep) {
+    console.log(
+      `worker RSS: ${fmt(creep.after1k / 2 ** 20)} MiB after 1,000 conversions, ${fmt(creep.afterN / 2 ** 20)} MiB after ${creepCount.toLocaleString('en')}: ${fmt((creep.afterN / creep.after1k - 1) * 100)} % (target within 10 %)`,
+    );
+  }
+  mkdirSync(join(repo, 'bench/results'), { recursive: true });
+  writeFileSync(
+    join(repo, 'bench/results/resize.json'),
+    JSON.stringify(
+      { when: new Date().toISOString(), cores, raw, oursSaturated, oursAt80, ipxSaturated, ipxAt80, creep },
+      null,
+      2,
+    ),
+  );
+}
+
+await main();

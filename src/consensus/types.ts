@@ -33,3 +33,18 @@ export interface Snapshot {
   meta: SnapshotMeta;
   data: Uint8Array;
 }
+
+/**
+ * What a node's storage hands back on restart: exactly what earlier Readies told it to persist
+ * and it fsynced. `entries` follow the snapshot (or index 0) without gaps.
+ */
+export interface PersistedState {
+  hardState: HardState;
+  snapshot?: Snapshot;
+  entries: Entry[];
+  /**
+   * Highest index the application's own durable state already reflects (default: the snapshot
+   * index, i.e. the application restored from the snapshot and replays the log after it).
+   */
+  applied?: number;
+}

@@ -1,0 +1,85 @@
+/**
+ * Identity: the management plane (accounts, API keys, tiers, audit log, change events) and the
+ * data plane's key verification (edge cache, lockout, scope checks). See types.ts for the
+ * store contract and edge-cache.ts for the data-plane guarantees.
+ */
+
+export {
+  type AccountUsageSource,
+  type AdminRoutesOptions,
+  adminRoutes,
+  registerAdminRoutes,
+  type UsageGranularity,
+  usageGranularities,
+} from './admin-routes.ts';
+export {
+  type AdminToken,
+  adminTokenEnv,
+  adminTokenFile,
+  adminTokenMatches,
+  ensureAdminToken,
+  readAdminToken,
+} from './admin-token.ts';
+export type { AccountView, AuditEntryView, IssuedKeyView, KeyView, TierView } from './admin-views.ts';
+export {
+  type ChangeBus,
+  type ChangeEvent,
+  type ChangeEventType,
+  type ChangeListener,
+  InProcessChangeBus,
+  type InProcessChangeBusOptions,
+  type Unsubscribe,
+} from './change-bus.ts';
+export {
+  EdgeCache,
+  type EdgeCacheEvent,
+  type EdgeCacheOptions,
+  type EdgeCacheStats,
+  type UnauthorizedReason,
+} from './edge-cache.ts';
+export { generateKey, hashSecret, keyPrefix, keyStatus, parseKey, type RandomBytes } from './keys.ts';
+export {
+  type LockoutVerdict,
+  lockedOutError,
+  ProgressiveLockout,
+  type ProgressiveLockoutOptions,
+} from './lockout.ts';
+export {
+  type CreateAccountInput,
+  type IssuedKey,
+  type IssueKeyInput,
+  ManagementPlane,
+  type ManagementPlaneOptions,
+} from './management-plane.ts';
+export { type Migration, migrations } from './migrations.ts';
+export {
+  createRequestAuthenticator,
+  hasScope,
+  presentedKeyFromHeaders,
+  type RequestAuthenticator,
+  type RequestAuthenticatorOptions,
+  requireScope,
+} from './request-authenticator.ts';
+export { openIdentityStore, SqliteIdentityStore, type SqliteIdentityStoreOptions } from './sqlite-store.ts';
+export { builtInTierNames, initialTiers, tierLimitFields } from './tiers.ts';
+export {
+  type Account,
+  type AccountQuery,
+  type AccountStatus,
+  type ApiKey,
+  type AuditContext,
+  type AuditEntry,
+  type AuditQuery,
+  type Credential,
+  type CredentialSource,
+  defaultScopes,
+  type IdentityStore,
+  type KeyStatus,
+  type NewAccount,
+  type NewApiKey,
+  type Principal,
+  type Scope,
+  scopes,
+  type Tier,
+  type TierLimits,
+} from './types.ts';

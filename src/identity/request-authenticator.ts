@@ -1,0 +1,75 @@
+/**
+ * Glue for the API server: pull the presented key out of a request's headers, refuse clients
+ * that are locked out (429 with Retry-After), verify the key through the edge cache, and feed
+ * the outcome back to the lockout. Scope checks come after, per route, with `requireScope`.
+ */
+import { isPixelfleetError, PixelfleetError } from '../errors/index.ts';
+import type { EdgeCache } from './edge-cache.ts';
+import { lockedOutError, type ProgressiveLockout } from './lockout.ts';
+import type { Principal, Scope } from './types.ts';
+
+type HeaderValue = string | string[] | undefined;
+
+/**
+ * The key from `Authorization: Bearer <key>` or `X-Api-Key: <key>`; `undefined` when neither is
+ * present. Any other Authorization scheme is returned whole, so it fails as malformed rather
+ * than being silently treated as anonymous.
+ */
+export function presentedKeyFromHeaders(headers: Record<string, HeaderValue>): string | undefined {
+  const authorization = first(headers.authorization);
+  if (authorization !== undefined && authorization.trim() !== '') {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization.trim());
+    return match ? match[1] : authorization.trim();
+  }
+  const apiKey = first(headers['x-api-key'])?.trim();
+  return apiKey === '' ? undefined : apiKey;
+}
+
+function first(value: HeaderValue): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export interface RequestAuthenticatorOptions {
+  edgeCache: EdgeCache;
+  /** Optional: without it failed attempts are not limited here. */
+  lockout?: ProgressiveLockout;
+}
+
+export type RequestAuthenticator = (
+  presentedKey: string | undefined,
+  clientAddress: string,
+) => Promise<Principal>;
+
+export function createRequestAuthenticator(options: RequestAuthenticatorOptions): RequestAuthenticator {
+  const { edgeCache, lockout } = options;
+  return async (presentedKey, clientAddress) => {
+    const verdict = lockout?.check(clientAddress);
+    if (verdict?.locked) throw lockedOutError(verdict.retryAfterMs);
+    try {
+      const principal = await edgeCache.authenticate(presentedKey);
+      if (!principal.anonymous) lockout?.recordSuccess(clientAddress);
+      return principal;
+    } catch (error) {
+      // A missing key is a client that never tried; a store outage is not the client's fault.
+      if (isPixelfleetError(error, 'PF_ERR_UNAUTHORIZED') && error.extensions.reason !== 'missing') {
+        lockout?.recordFailure(clientAddress);
+      }
+      throw error;
+    }
+  };
+}
+
+/** `admin` grants every scope; otherwise the key must carry `scope` itself. */
+export function hasScope(principal: Principal, scope: Scope): boolean {
+  return principal.scopes.includes(scope) || principal.scopes.includes('admin');
+}
+
+export function requireScope(principal: Principal, scope: Scope): void {
+  if (!hasScope(principal, scope)) {
+    throw new PixelfleetError(
+      'PF_ERR_FORBIDDEN',
+      `this request needs the ${scope} scope; key ${principal.keyId} has ${principal.scopes.join(', ') || 'none'}`,
+      { extensions: { requiredScope: scope, keyId: principal.keyId } },
+    );
+  }
+}

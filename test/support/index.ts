@@ -1,0 +1,15 @@
+/**
+ * Shared test utilities: free ports, self-removing temp dirs, polling waits, and real
+ * nats-server clusters. Everything here cleans up after itself, even when a test fails.
+ */
+export { type CleanupOwner, onExit } from './cleanup.ts';
+export { freePort, freePorts } from './free-port.ts';
+export {
+  type NatsCluster,
+  type NatsClusterOptions,
+  type NatsServerHandle,
+  startNatsCluster,
+  startNatsServer,
+} from './nats-cluster.ts';
+export { type TempDir, tempDir } from './temp-dir.ts';
+export { sleep, type WaitForOptions, waitFor } from './wait-for.ts';

@@ -84,7 +84,7 @@ export interface WorkerPoolStats {
   workers: Array<{
     workerId: number;
     pid: number | undefined;
-    state: 'starting' | 'idle' | 'busy';
+    state: 'starting' | 'idle' | 'busy' | 'stopped';
     rss: number;
   }>;
 }

@@ -58,7 +58,9 @@ export class LeakyBucket implements LimiterAlgorithm<LeakyBucketState> {
     let updatedAt = now;
     if (state !== undefined) {
       const elapsed = Math.max(0, now - state.updatedAt);
-      level = Math.max(0, state.level - (elapsed * rate) / 1000);
+      level = state.level - (elapsed * rate) / 1000;
+      // Rounding residue must not leave a phantom sliver queued after the bucket has drained.
+      if (level < QUOTA_EPSILON) level = 0;
       updatedAt = Math.max(now, state.updatedAt);
     }
     const allowed = level + cost <= capacity + QUOTA_EPSILON;

@@ -54,7 +54,9 @@ export class TokenBucket implements LimiterAlgorithm<TokenBucketState> {
     if (state !== undefined) {
       // A clock that steps backwards must not refill twice, so time only moves forward here.
       const elapsed = Math.max(0, now - state.updatedAt);
-      tokens = Math.min(capacity, state.tokens + (elapsed * rate) / 1000);
+      tokens = state.tokens + (elapsed * rate) / 1000;
+      // Rounding residue must not leave a full bucket a hair short of full.
+      if (tokens > capacity - QUOTA_EPSILON) tokens = capacity;
       updatedAt = Math.max(now, state.updatedAt);
     }
     const allowed = cost <= tokens + QUOTA_EPSILON;

@@ -12,4 +12,12 @@ export {
   startNatsServer,
 } from './nats-cluster.ts';
 export { type TempDir, tempDir } from './temp-dir.ts';
+export {
+  type MeshNodeOptions,
+  type ReceivedMessage,
+  startTransportMesh,
+  type TransportMesh,
+  type TransportMeshOptions,
+  testClusterSecret,
+} from './transport-mesh.ts';
 export { sleep, type WaitForOptions, waitFor } from './wait-for.ts';

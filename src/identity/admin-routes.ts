@@ -86,9 +86,16 @@ function formatValidationErrors(errors: FastifySchemaValidationError[], dataVar:
   const error = errors[0];
   if (error === undefined) return new PixelfleetError('PF_ERR_BAD_REQUEST', `invalid ${dataVar}`);
   const where = `${dataVar}${error.instancePath.replaceAll('/', '.')}`;
-  if (error.keyword === 'propertyNames' || error.params.propertyName !== undefined) {
-    const name = String(error.params.propertyName ?? '');
-    return invalid(name, `${dataVar} has an unknown field ${JSON.stringify(name)}`);
+  // Ajv reports a refused property name on the error itself, beside the enum that refused it.
+  const propertyName = (error as { propertyName?: string }).propertyName ?? error.params.propertyName;
+  if (propertyName !== undefined || error.schemaPath.includes('/propertyNames')) {
+    const name = String(propertyName ?? '');
+    const allowedNames = errors.find((candidate) => candidate.params.allowedValues !== undefined)?.params
+      .allowedValues as unknown[] | undefined;
+    return invalid(
+      name,
+      `${dataVar} has an unknown field ${JSON.stringify(name)}${allowedNames ? ` (known: ${allowedNames.join(', ')})` : ''}`,
+    );
   }
   const allowed = error.params.allowedValues as unknown[] | undefined;
   const detail = allowed === undefined ? error.message : `${error.message}: ${allowed.join(', ')}`;

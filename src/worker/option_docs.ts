@@ -88,7 +88,7 @@ export const resizeOptionDocs: readonly ResizeOptionDoc[] = [
     type: 'colour',
     default: 'transparent where the format has alpha, white for jpeg',
     allowed:
-      'hex rgb, rrggbb or rrggbbaa, with or without a leading # (%23); or black, white, ' +
+      'hex rgb, rgba, rrggbb or rrggbbaa, with or without a leading # (%23); or black, white, ' +
       'transparent, gray, grey, red, green, blue',
     description:
       'Padding colour for fit=contain, and the matte that transparent pixels are flattened onto ' +
@@ -123,8 +123,10 @@ export const resizeOptionDocs: readonly ResizeOptionDoc[] = [
     default: 'false',
     allowed: 'true | false | 1 | 0',
     description:
-      'Allow upscaling past the input dimensions. When false, an image smaller than the ' +
-      'requested size is never scaled up (cover/contain/fill then produce the smaller image).',
+      'Allow upscaling past the input dimensions. When false, pixels are never scaled up: ' +
+      'cover, fill, inside and outside return at most the input size along each axis (cover ' +
+      'still crops an axis where the input is larger), while contain still pads the unscaled ' +
+      'image to the exact box.',
   },
   {
     name: 'strip',

@@ -623,15 +623,16 @@ export class QueueStateMachine {
   /**
    * The earliest time a tick could change something (a lease or backoff ending, a deadline or a
    * retention window passing), or undefined when nothing is pending. May be early (heap tops are
-   * removed lazily), never late.
+   * removed lazily), never late. `retentionSlackMs` postpones the retention candidate so that
+   * forgetting old jobs happens in batches rather than one tick per finished job.
    */
-  nextDueAt(): number | undefined {
+  nextDueAt(options: { retentionSlackMs?: number } = {}): number | undefined {
     const candidates = [
       this.#leases.peek()?.time,
       this.#delayed.peek()?.time,
       // A job expires once the time is past its deadline.
       plusOne(this.#deadlines.peek()?.time),
-      plus(this.#retention.peek()?.time, this.#config.retentionMs),
+      plus(this.#retention.peek()?.time, this.#config.retentionMs + (options.retentionSlackMs ?? 0)),
     ].filter((time): time is number => time !== undefined);
     return candidates.length === 0 ? undefined : Math.min(...candidates);
   }

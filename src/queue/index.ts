@@ -1,0 +1,59 @@
+/**
+ * The job queue: the `JobQueue` contract, the pure queue state machine every implementation
+ * applies (embedded log now, Raft log later), and the embedded implementation.
+ */
+
+export type {
+  AckCommand,
+  ClaimApplied,
+  ClaimCommand,
+  CommandRejection,
+  CommandResult,
+  CommandResults,
+  ConfigureCommand,
+  EnqueueApplied,
+  EnqueueCommand,
+  ExtendApplied,
+  ExtendCommand,
+  NackCommand,
+  QueueCommand,
+  ReleaseLeasesCommand,
+  SettleApplied,
+  TickApplied,
+  TickCommand,
+} from './commands.ts';
+export {
+  EmbeddedQueue,
+  type EmbeddedQueueOptions,
+  openEmbeddedQueue,
+  type QueueLogger,
+} from './embedded/index.ts';
+export {
+  DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_RETENTION_MS,
+  type QueueSnapshot,
+  type QueueStateConfig,
+  QueueStateMachine,
+  rejectionError,
+} from './state-machine.ts';
+export type {
+  ClaimedJob,
+  ClaimRequest,
+  EnqueueRequest,
+  EnqueueResult,
+  JobOutcome,
+  JobPayload,
+  JobQueue,
+  JobRecord,
+  JobState,
+  NackOptions,
+  QueueStats,
+} from './types.ts';
+export {
+  checkDuration,
+  validateClaim,
+  validateEnqueue,
+  validateFenced,
+  validateNack,
+  validateOutcome,
+} from './validate.ts';

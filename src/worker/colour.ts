@@ -1,5 +1,5 @@
 /**
- * Colour values for the `background` option: hex (#rgb, #rrggbb, #rrggbbaa, with or without the
+ * Colour values for the `background` option: hex (#rgb, #rgba, #rrggbb, #rrggbbaa, with or without the
  * leading '#', since '#' starts a URL fragment and clients often leave it out) and a handful of
  * names. Pure; returns undefined for anything else so the caller can name the option in its error.
  */
@@ -16,7 +16,7 @@ export const namedColours: Readonly<Record<string, Rgba>> = {
   blue: { r: 0, g: 0, b: 255, alpha: 1 },
 };
 
-const hexPattern = /^#?([0-9a-f]{3}|[0-9a-f]{6}|[0-9a-f]{8})$/i;
+const hexPattern = /^#?([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$/i;
 
 export function parseColour(text: string): Rgba | undefined {
   const named = namedColours[text.toLowerCase()];
@@ -24,7 +24,7 @@ export function parseColour(text: string): Rgba | undefined {
   const match = hexPattern.exec(text);
   if (match === null) return undefined;
   let digits = match[1]!;
-  if (digits.length === 3) digits = [...digits].map((digit) => digit + digit).join('');
+  if (digits.length <= 4) digits = [...digits].map((digit) => digit + digit).join('');
   const channel = (index: number) => Number.parseInt(digits.slice(index * 2, index * 2 + 2), 16);
   const alpha = digits.length === 8 ? Math.round((channel(3) / 255) * 1000) / 1000 : 1;
   return { r: channel(0), g: channel(1), b: channel(2), alpha };

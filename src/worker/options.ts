@@ -315,7 +315,7 @@ function parseBackground(text: string) {
   if (colour === undefined) {
     throw invalid(
       'background',
-      'hex #rgb, #rrggbb or #rrggbbaa, or black, white, transparent, gray, red, green, blue',
+      'hex #rgb, #rgba, #rrggbb or #rrggbbaa, or black, white, transparent, gray, red, green, blue',
       text,
     );
   }

@@ -16,7 +16,9 @@ export function corpusFile(relativePath: string): Buffer {
 }
 
 export function corpusJpegNames(): string[] {
-  return readdirSync(join(corpusDir, 'jpeg')).filter((name) => name.endsWith('.jpg')).sort();
+  return readdirSync(join(corpusDir, 'jpeg'))
+    .filter((name) => name.endsWith('.jpg'))
+    .sort();
 }
 
 export const testLimits: ConversionLimits = {
@@ -29,7 +31,8 @@ export const testLimits: ConversionLimits = {
 export async function animatedGif(frames: number, width = 64, height = 48): Promise<Buffer> {
   const frameBytes = width * height * 3;
   const raw = Buffer.alloc(frameBytes * frames);
-  for (let frame = 0; frame < frames; frame++) raw.fill((frame * 40) % 256, frame * frameBytes, (frame + 1) * frameBytes);
+  for (let frame = 0; frame < frames; frame++)
+    raw.fill((frame * 40) % 256, frame * frameBytes, (frame + 1) * frameBytes);
   return sharp(raw, { raw: { width, height: height * frames, channels: 3, pageHeight: height } })
     .gif({ delay: 100, loop: 0 })
     .toBuffer();

@@ -16,7 +16,11 @@ import { animatedGif, corpusFile, corpusJpegNames, rotatedExifJpeg, testLimits }
 const limits = { allowedFormats: defaultAllowedInputFormats, maxInputPixels: 50_000_000 };
 const everything = new Set<InputFormat>(['jpeg', 'png', 'webp', 'gif', 'avif', 'heif', 'tiff', 'svg']);
 
-function rejectsWith(bytes: Uint8Array, code: ErrorCode, allowed: ReadonlySet<InputFormat> = limits.allowedFormats) {
+function rejectsWith(
+  bytes: Uint8Array,
+  code: ErrorCode,
+  allowed: ReadonlySet<InputFormat> = limits.allowedFormats,
+) {
   assert.throws(
     () => inspectInput(bytes, { ...limits, allowedFormats: allowed }),
     (error: unknown) => {
@@ -72,7 +76,12 @@ function heicHeader(width: number, height: number): Buffer {
   thumbnail.writeUInt32BE(48, 8);
   return Buffer.concat([
     box('ftyp', Buffer.from('heic\0\0\0\0mif1heic', 'latin1')),
-    box('meta', Buffer.alloc(4), box('hdlr', Buffer.alloc(24)), box('iprp', box('ipco', box('ispe', thumbnail), box('ispe', extents)))),
+    box(
+      'meta',
+      Buffer.alloc(4),
+      box('hdlr', Buffer.alloc(24)),
+      box('iprp', box('ipco', box('ispe', thumbnail), box('ispe', extents))),
+    ),
   ]);
 }
 
@@ -101,10 +110,16 @@ describe('worker inspect', () => {
     assert.deepEqual([gif.format, gif.width, gif.height, gif.mimeType], ['gif', 64, 48, 'image/gif']);
 
     const photo = corpusFile('jpeg/skimage-coffee-q90.jpg');
-    const avif = inspectInput(await sharp(photo).resize({ width: 96 }).avif({ effort: 0 }).toBuffer(), limits);
+    const avif = inspectInput(
+      await sharp(photo).resize({ width: 96 }).avif({ effort: 0 }).toBuffer(),
+      limits,
+    );
     assert.deepEqual([avif.format, avif.width, avif.height, avif.mimeType], ['avif', 96, 64, 'image/avif']);
 
-    const lossless = inspectInput(await sharp(photo).resize({ width: 90 }).webp({ lossless: true }).toBuffer(), limits);
+    const lossless = inspectInput(
+      await sharp(photo).resize({ width: 90 }).webp({ lossless: true }).toBuffer(),
+      limits,
+    );
     assert.deepEqual([lossless.format, lossless.width, lossless.height], ['webp', 90, 60]);
     const extended = await sharp(photo).resize({ width: 90 }).webp().keepMetadata().toBuffer();
     assert.deepEqual([inspectInput(extended, limits).width, inspectInput(extended, limits).height], [90, 60]);
@@ -120,7 +135,9 @@ describe('worker inspect', () => {
     const heif = inspectInput(heic, { ...limits, allowedFormats: everything });
     assert.deepEqual([heif.width, heif.height, heif.mimeType], [4032, 3024, 'image/heif']);
 
-    const svg = Buffer.from('\ufeff  <?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="20"></svg>');
+    const svg = Buffer.from(
+      '\ufeff  <?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="20"></svg>',
+    );
     assert.equal(sniffFormat(svg), 'svg');
     rejectsWith(svg, 'PF_ERR_UNSUPPORTED_FORMAT');
     const allowedSvg = inspectInput(svg, { ...limits, allowedFormats: everything });

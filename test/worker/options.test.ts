@@ -124,7 +124,10 @@ describe('worker options', () => {
   test('worker options - unknown parameters are rejected, ignored ones skipped', () => {
     rejects({ width: '10', widht: '20' }, 'PF_ERR_UNKNOWN_OPTION', { option: 'widht' });
     rejects({ Width: '10' }, 'PF_ERR_UNKNOWN_OPTION', { option: 'Width' });
-    const options = parseResizeOptions({ width: '10', async: 'true' }, { ...context, ignoredParameters: ['async'] });
+    const options = parseResizeOptions(
+      { width: '10', async: 'true' },
+      { ...context, ignoredParameters: ['async'] },
+    );
     assert.equal(options.width, 10);
     assert.equal(parse({ width: '10', height: undefined }).height, undefined);
   });
@@ -160,7 +163,10 @@ describe('worker options', () => {
       assert.throws(
         () => parse(query),
         (error: unknown) => {
-          assert.ok(isPixelfleetError(error, 'PF_ERR_INVALID_OPTION'), `${JSON.stringify(query)}: ${String(error)}`);
+          assert.ok(
+            isPixelfleetError(error, 'PF_ERR_INVALID_OPTION'),
+            `${JSON.stringify(query)}: ${String(error)}`,
+          );
           assert.equal(error.extensions.option, option);
           assert.equal(typeof error.extensions.allowed, 'string');
           assert.match(error.message, new RegExp(`^${option} must be `));
@@ -206,7 +212,10 @@ describe('worker options', () => {
       assert.throws(
         () => parse(query),
         (error: unknown) => {
-          assert.ok(isPixelfleetError(error, 'PF_ERR_CONFLICTING_OPTIONS'), `${JSON.stringify(query)}: ${String(error)}`);
+          assert.ok(
+            isPixelfleetError(error, 'PF_ERR_CONFLICTING_OPTIONS'),
+            `${JSON.stringify(query)}: ${String(error)}`,
+          );
           assert.ok(Array.isArray(error.extensions.options));
           return true;
         },
@@ -226,7 +235,12 @@ describe('worker options', () => {
   test('worker options - the docs list exactly the accepted parameters', () => {
     const names = resizeOptionDocs.map((doc) => doc.name);
     assert.deepEqual(new Set(names).size, names.length);
-    const samples: Record<string, string> = { background: 'white', fit: 'cover', position: 'top', format: 'webp' };
+    const samples: Record<string, string> = {
+      background: 'white',
+      fit: 'cover',
+      position: 'top',
+      format: 'webp',
+    };
     for (const name of names) {
       const query: ResizeQuery = { [name]: samples[name] ?? '1' };
       if (name === 'dpr') query.width = '10';

@@ -23,7 +23,12 @@ import {
 const landscape = corpusFile('jpeg/mate-Aqua.jpg');
 const small = corpusFile('jpeg/skimage-coffee-q90.jpg');
 
-function convert(input: Uint8Array, query: ResizeQuery, limits: ConversionLimits = testLimits, accept?: string) {
+function convert(
+  input: Uint8Array,
+  query: ResizeQuery,
+  limits: ConversionLimits = testLimits,
+  accept?: string,
+) {
   const options = parseResizeOptions(query, { limits, ...(accept === undefined ? {} : { accept }) });
   return convertImage(input, options, limits);
 }
@@ -80,7 +85,12 @@ describe('worker pipeline', () => {
     // The 300×188 image is centred: the top and bottom bands are padding.
     assert.deepEqual((await pixelAt(result.output, 150, 5)).slice(0, 3), [255, 0, 0]);
     assert.deepEqual((await pixelAt(result.output, 150, 295)).slice(0, 3), [255, 0, 0]);
-    const transparent = await convert(landscape, { width: '300', height: '300', fit: 'contain', format: 'png' });
+    const transparent = await convert(landscape, {
+      width: '300',
+      height: '300',
+      fit: 'contain',
+      format: 'png',
+    });
     assert.equal((await pixelAt(transparent.output, 150, 5))[3], 0, 'padding defaults to transparent');
   });
 
@@ -256,7 +266,9 @@ describe('worker pipeline', () => {
   });
 
   test('worker pipeline - transparency is flattened onto the background for JPEG', async () => {
-    const clear = await sharp({ create: { width: 20, height: 20, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } })
+    const clear = await sharp({
+      create: { width: 20, height: 20, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } },
+    })
       .png()
       .toBuffer();
     const white = await convert(clear, { format: 'jpeg' });
@@ -286,27 +298,39 @@ describe('worker pipeline', () => {
       convert(sliver, { width: '100', height: '100', fit: 'outside', enlarge: 'true' }),
       (error: unknown) => isPixelfleetError(error, 'PF_ERR_OUTPUT_TOO_LARGE'),
     );
-    await assert.rejects(convert(landscape, {}, { ...testLimits, maxOutputDimension: 2000 }), (error: unknown) =>
-      isPixelfleetError(error, 'PF_ERR_OUTPUT_TOO_LARGE'),
+    await assert.rejects(
+      convert(landscape, {}, { ...testLimits, maxOutputDimension: 2000 }),
+      (error: unknown) => isPixelfleetError(error, 'PF_ERR_OUTPUT_TOO_LARGE'),
     );
   });
 
   test('worker pipeline - a format outside the allowlist is refused', async () => {
     const tiff = await sharp(small).resize({ width: 20 }).tiff().toBuffer();
-    await assert.rejects(convert(tiff, {}), (error: unknown) => isPixelfleetError(error, 'PF_ERR_UNSUPPORTED_FORMAT'));
+    await assert.rejects(convert(tiff, {}), (error: unknown) =>
+      isPixelfleetError(error, 'PF_ERR_UNSUPPORTED_FORMAT'),
+    );
     const allowed = await convert(tiff, {}, { ...testLimits, allowedFormats: new Set(['tiff']) });
     assert.equal(allowed.format, 'jpeg');
   });
 
   test('worker pipeline - output bounds consider the orientation', () => {
     const options = parseResizeOptions({ width: '100', enlarge: 'true' }, { limits: testLimits });
-    assert.deepEqual(planOutputBounds({ format: 'jpeg', width: 10, height: 20 }, options), { width: 100, height: 200 });
+    assert.deepEqual(planOutputBounds({ format: 'jpeg', width: 10, height: 20 }, options), {
+      width: 100,
+      height: 200,
+    });
     assert.deepEqual(planOutputBounds({ format: 'jpeg', width: 10, height: 20, orientation: 6 }, options), {
       width: 100,
       height: 50,
     });
     // Unknown orientation (not a JPEG): either way up.
-    assert.deepEqual(planOutputBounds({ format: 'png', width: 10, height: 20 }, options), { width: 100, height: 200 });
-    assert.deepEqual(planOutputBounds({ format: 'png', width: 20, height: 10 }, options), { width: 100, height: 200 });
+    assert.deepEqual(planOutputBounds({ format: 'png', width: 10, height: 20 }, options), {
+      width: 100,
+      height: 200,
+    });
+    assert.deepEqual(planOutputBounds({ format: 'png', width: 20, height: 10 }, options), {
+      width: 100,
+      height: 200,
+    });
   });
 });

@@ -74,6 +74,19 @@ export const errorCodes = {
   // Everything else
   PF_ERR_INTERNAL: { status: 500, title: 'Internal error' },
   PF_ERR_WORKER_CRASHED: { status: 500, title: 'The conversion process crashed; the job may be retried' },
+  // Idempotency keys (400, 409, 422)
+  PF_ERR_INVALID_IDEMPOTENCY_KEY: {
+    status: 400,
+    title: 'The Idempotency-Key header must be 1 to 255 printable ASCII characters',
+  },
+  PF_ERR_IDEMPOTENCY_KEY_REUSED: {
+    status: 422,
+    title: 'The Idempotency-Key was already used with different request parameters; use a new key',
+  },
+  PF_ERR_IDEMPOTENCY_IN_PROGRESS: {
+    status: 409,
+    title: 'A request with this Idempotency-Key is still in progress; retry after it finishes',
+  },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

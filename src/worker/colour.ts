@@ -19,8 +19,8 @@ export const namedColours: Readonly<Record<string, Rgba>> = {
 const hexPattern = /^#?([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$/i;
 
 export function parseColour(text: string): Rgba | undefined {
-  const named = namedColours[text.toLowerCase()];
-  if (named !== undefined) return { ...named };
+  const name = text.toLowerCase();
+  if (Object.hasOwn(namedColours, name)) return { ...namedColours[name]! };
   const match = hexPattern.exec(text);
   if (match === null) return undefined;
   let digits = match[1]!;

@@ -69,8 +69,8 @@ export const resizeOptionDocs: readonly ResizeOptionDoc[] = [
     default: 'the input format',
     allowed: 'jpeg (alias jpg) | png | webp | avif | gif | auto',
     description:
-      'Output format. Absent keeps the input format (HEIF, TIFF and SVG inputs become JPEG, ' +
-      'except SVG which becomes PNG). auto picks from the Accept header: webp if accepted, ' +
+      'Output format. Absent keeps the input format (HEIF and TIFF inputs become JPEG, SVG ' +
+      'becomes PNG). auto picks from the Accept header: webp if accepted, ' +
       'else avif if accepted, else jpeg (with animated: webp if accepted, else gif); the ' +
       'response then varies on Accept.',
   },

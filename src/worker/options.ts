@@ -292,7 +292,8 @@ function parseEnum(
 
 function parsePosition(text: string | undefined): Position | undefined {
   if (text === undefined) return undefined;
-  const position = positionAliases[text.toLowerCase()];
+  const key = text.toLowerCase();
+  const position = Object.hasOwn(positionAliases, key) ? positionAliases[key] : undefined;
   if (position === undefined) {
     throw invalid(
       'position',
@@ -305,7 +306,8 @@ function parsePosition(text: string | undefined): Position | undefined {
 
 function parseFormat(text: string | undefined): OutputFormat | 'auto' | undefined {
   if (text === undefined) return undefined;
-  const format = formatAliases[text.toLowerCase()];
+  const key = text.toLowerCase();
+  const format = Object.hasOwn(formatAliases, key) ? formatAliases[key] : undefined;
   if (format === undefined) throw invalid('format', 'jpeg, png, webp, avif, gif or auto', text);
   return format;
 }

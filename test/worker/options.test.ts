@@ -124,6 +124,8 @@ describe('worker options', () => {
   test('worker options - unknown parameters are rejected, ignored ones skipped', () => {
     rejects({ width: '10', widht: '20' }, 'PF_ERR_UNKNOWN_OPTION', { option: 'widht' });
     rejects({ Width: '10' }, 'PF_ERR_UNKNOWN_OPTION', { option: 'Width' });
+    rejects(JSON.parse('{"__proto__": "1"}'), 'PF_ERR_UNKNOWN_OPTION', { option: '__proto__' });
+    rejects({ constructor: '1' }, 'PF_ERR_UNKNOWN_OPTION', { option: 'constructor' });
     const options = parseResizeOptions(
       { width: '10', async: 'true' },
       { ...context, ignoredParameters: ['async'] },
@@ -158,6 +160,10 @@ describe('worker options', () => {
       [{ progressive: 'on' }, 'progressive'],
       [{ lossless: 'maybe' }, 'lossless'],
       [{ animated: 'y' }, 'animated'],
+      [{ position: 'constructor' }, 'position'],
+      [{ format: 'toString' }, 'format'],
+      [{ background: '__proto__' }, 'background'],
+      [{ fit: 'hasOwnProperty' }, 'fit'],
     ];
     for (const [query, option] of cases) {
       assert.throws(

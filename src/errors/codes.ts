@@ -71,6 +71,9 @@ export const errorCodes = {
   PF_ERR_STORAGE_CORRUPT: { status: 500, title: 'Stored data is corrupt; see the message for the file and offset' },
   PF_ERR_STORAGE_LOCKED: { status: 500, title: 'The data directory is in use by another process' },
   PF_ERR_STORAGE_UNAVAILABLE: { status: 503, title: 'The storage is closed or failed a disk write' },
+  // Usage metering (queries over HTTP; records from internal callers)
+  PF_ERR_INVALID_QUERY: { status: 400, title: 'Invalid query parameters' },
+  PF_ERR_INVALID_USAGE_RECORD: { status: 500, title: 'A usage record is malformed; it was not recorded' },
   // Everything else
   PF_ERR_INTERNAL: { status: 500, title: 'Internal error' },
   PF_ERR_WORKER_CRASHED: { status: 500, title: 'The conversion process crashed; the job may be retried' },

@@ -12,7 +12,13 @@
  * changes, pipelined and batched appends with a bounded in-flight window.
  */
 import { PixelfleetError } from '../errors/index.ts';
-import { applyConfChangeTo, type ConfChange, decodeConfChange, encodeConfChange } from './confchange.ts';
+import {
+  applyConfChangeTo,
+  type ConfChange,
+  type ConfigEntryData,
+  decodeConfChange,
+  encodeConfChange,
+} from './confchange.ts';
 import { type RaftOptions, type ResolvedRaftOptions, resolveRaftOptions } from './config.ts';
 import { RaftLog } from './log.ts';
 import {
@@ -35,7 +41,7 @@ import type {
   Role,
   SoftState,
 } from './ready.ts';
-import type { Entry, HardState, NodeId } from './types.ts';
+import type { Entry, HardState, NodeId, Snapshot } from './types.ts';
 
 interface ReadRequest {
   context: string;
@@ -86,11 +92,22 @@ export class RaftNode {
     this.options = resolveRaftOptions(options);
     this.id = this.options.id;
     const storage = this.options.storage;
-    const hardState = storage?.hardState ?? { term: 0, vote: null, commit: 0 };
+    let hardState = storage?.hardState ?? { term: 0, vote: null, commit: 0 };
     validateHardState(hardState);
     const snapshot = storage?.snapshot;
     const applied = storage?.applied ?? snapshot?.meta.index ?? 0;
-    this.log = new RaftLog(snapshot, storage?.entries ?? [], hardState.commit, applied);
+    let entries = storage?.entries ?? [];
+    const blank = snapshot === undefined && entries.length === 0 && hardState.term === 0;
+    const founding = blank && this.options.voters.length > 0;
+    if (founding) {
+      // Bootstrap: every founding member writes the same committed entry 1 naming the voters.
+      entries = [
+        { term: 1, index: 1, kind: 'config', data: encodeConfChange({ voters: this.options.voters }) },
+      ];
+      hardState = { term: 1, vote: null, commit: 1 };
+    }
+    this.log = new RaftLog(snapshot, entries, hardState.commit, applied);
+    if (founding) this.log.stableIndex = 0;
     this.voters = snapshot ? [...snapshot.meta.voters] : [...this.options.voters];
     this.configHistory = [{ index: this.log.snapshotIndex(), voters: [...this.voters] }];
     // The application already reflects entries up to `applied`: so must the membership.
@@ -106,7 +123,7 @@ export class RaftNode {
       this.term = this.log.lastTerm();
       this.vote = null;
     }
-    this.persistedHardState = { ...hardState };
+    this.persistedHardState = founding ? { term: 0, vote: null, commit: 0 } : { ...hardState };
     this.becomeFollower(this.term, null);
     this.reportedSoftState = { role: this.role, leader: this.leader };
   }
@@ -273,10 +290,12 @@ export class RaftNode {
   }
 
   /**
-   * The host durably saved a snapshot of its state machine as of `index` (≤ applied): entries up
-   * to it are dropped from memory, and followers too far behind will be sent this snapshot.
+   * Log compaction: `data` is the application's state as of `index` (≤ applied). Entries up to
+   * it are dropped from memory and followers too far behind are sent the returned snapshot. The
+   * host persists the returned snapshot (atomically replacing the previous one) and only then
+   * deletes its stored entries ≤ `index`; a crash in between loses nothing.
    */
-  compact(index: number, data: Uint8Array): void {
+  compact(index: number, data: Uint8Array): Snapshot {
     if (!Number.isSafeInteger(index) || index > this.log.applied || index <= this.log.snapshotIndex()) {
       throw new RangeError(
         `compact index ${index} must be in (${this.log.snapshotIndex()}, applied ${this.log.applied}]`,
@@ -284,9 +303,10 @@ export class RaftNode {
     }
     let voters = this.configHistory[0]!.voters;
     for (const change of this.configHistory) if (change.index <= index) voters = change.voters;
-    this.log.compact(index, data, voters);
+    const snapshot = this.log.compact(index, data, voters);
     const kept = this.configHistory.filter((change) => change.index > index);
     this.configHistory = [{ index, voters: [...voters] }, ...kept];
+    return snapshot;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -400,6 +420,25 @@ export class RaftNode {
       voters: [...this.voters],
       leadTransferee: this.leadTransferee,
       progress,
+    };
+  }
+
+  /** A cheap subset of `status()` for hot paths (metrics, simulators). */
+  basicStatus(): {
+    role: Role;
+    term: number;
+    leader: NodeId | null;
+    commit: number;
+    applied: number;
+    snapshotIndex: number;
+  } {
+    return {
+      snapshotIndex: this.log.snapshotIndex(),
+      role: this.role,
+      term: this.term,
+      leader: this.leader,
+      commit: this.log.committed,
+      applied: this.log.applied,
     };
   }
 
@@ -951,7 +990,7 @@ export class RaftNode {
   // ---------------------------------------------------------------------------------------------
   // Membership
 
-  private recordConfChange(index: number, change: ConfChange): void {
+  private recordConfChange(index: number, change: ConfigEntryData): void {
     this.voters = applyConfChangeTo(this.voters, change);
     this.configHistory.push({ index, voters: [...this.voters] });
   }
@@ -959,7 +998,7 @@ export class RaftNode {
   private applyConfChange(entry: Entry): void {
     const change = decodeConfChange(entry.data);
     this.recordConfChange(entry.index, change);
-    if (this.role !== 'leader') return;
+    if (this.role !== 'leader' || 'voters' in change) return;
     if ('add' in change) {
       if (!this.progress.has(change.add)) this.addProgress(change.add, this.log.lastIndex() + 1);
       this.sendAppend(change.add, true);

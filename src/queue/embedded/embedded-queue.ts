@@ -120,6 +120,8 @@ export async function openEmbeddedQueue(options: EmbeddedQueueOptions): Promise<
       replayed: recovery.records.length,
     });
     queue.recover({ maxAttempts, retentionMs });
+    // Open succeeds only once the recovery records are on disk, and fails if the disk does.
+    await log.sync();
     logger.info(
       { directory, replayedRecords: recovery.records.length, fromSnapshot: recovery.snapshot !== undefined },
       'queue opened',

@@ -32,4 +32,16 @@ export type {
   Role,
   SoftState,
 } from './ready.ts';
+export {
+  createRandom,
+  type FaultKind,
+  listWorkload,
+  queueWorkloadFactory,
+  type ReplicatedStateMachine,
+  runSimulation,
+  type SeededRandom,
+  type SimulationOptions,
+  type SimulationResult,
+  type Workload,
+} from './simulator/index.ts';
 export type { Entry, HardState, NodeId, PersistedState, Snapshot, SnapshotMeta } from './types.ts';

@@ -118,6 +118,11 @@ test('queue - embedded refuses a second opener of the same data directory', asyn
     await assert.rejects(openEmbeddedQueue({ dataDir: '' }), RangeError);
     await assert.rejects(openEmbeddedQueue({ dataDir, snapshotEvery: 0 }), RangeError);
     await assert.rejects(openEmbeddedQueue({ dataDir, maxAttempts: 0 }), RangeError);
+    const reopened = await openEmbeddedQueue({ dataDir });
+    const huge = { bytes: 'x'.repeat(2 * 1024 * 1024) };
+    await assert.rejects(reopened.enqueue({ id: 'huge', account: 'a', payload: huge }), RangeError);
+    assert.equal(await reopened.get('huge'), undefined, 'a refused command changed the state');
+    await reopened.close();
   } finally {
     await rm(dataDir, { recursive: true, force: true });
   }

@@ -72,6 +72,8 @@ export interface EmbeddedQueueOptions {
 const DEFAULT_SNAPSHOT_EVERY = 10_000;
 /** The maintenance timer never sleeps longer than this, so retention keeps up after clock jumps. */
 const MAX_TIMER_DELAY_MS = 60_000;
+/** Jobs are small descriptors; a command this large is a caller bug (image bytes in a payload). */
+const MAX_COMMAND_BYTES = 1024 * 1024;
 /** Forgetting old jobs is not urgent: batch it instead of ticking once per finished job. */
 const RETENTION_SLACK_MS = 1_000;
 
@@ -128,7 +130,7 @@ export async function openEmbeddedQueue(options: EmbeddedQueueOptions): Promise<
     );
     return queue;
   } catch (error) {
-    await log.close().catch(() => {});
+    await (queue ?? log).close().catch(() => {});
     throw error;
   }
 }
@@ -325,10 +327,17 @@ export class EmbeddedQueue implements JobQueue {
     command: C,
     encoded?: Buffer,
   ): { result: CommandResult<C>; durable: Promise<void> | undefined } {
+    const record = encoded ?? encodeCommand(command);
+    // Checked before applying: a command the log would refuse must not change the state either.
+    if (record.byteLength > MAX_COMMAND_BYTES) {
+      throw new RangeError(
+        `${command.type} command is ${record.byteLength} bytes; the limit is ${MAX_COMMAND_BYTES} (payloads describe where the input is, they do not carry it)`,
+      );
+    }
     const result = this.#machine.apply(command);
     let durable: Promise<void> | undefined;
     if (result.changed) {
-      durable = this.#log.append(encoded ?? encodeCommand(command));
+      durable = this.#log.append(record);
       this.#recordsSinceSnapshot++;
       this.#maybeCompact();
       this.#serveWaiters();

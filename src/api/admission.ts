@@ -9,8 +9,6 @@ import { PixelfleetError } from '../errors/index.ts';
 export interface AdmissionOptions {
   maxInflight: number;
   queueHighWater: number;
-  /** Current queue depth (cached; must be cheap). */
-  queueDepth: () => number;
   /** Conversions per second the workers sustain recently, to estimate Retry-After. */
   throughput: () => number;
 }
@@ -19,6 +17,8 @@ export class Admission {
   readonly #options: AdmissionOptions;
   #inflight = 0;
   #shuttingDown = false;
+  /** Last depth the queue reported, plus what this server enqueued since (so bursts count at once). */
+  #queueDepth = 0;
 
   constructor(options: AdmissionOptions) {
     if (!Number.isInteger(options.maxInflight) || options.maxInflight < 1) {
@@ -64,9 +64,23 @@ export class Admission {
     this.#inflight--;
   }
 
+  /** The queue's own figure, refreshed periodically (a network round trip in a cluster). */
+  observeQueueDepth(depth: number): void {
+    this.#queueDepth = depth;
+  }
+
+  /** Counts a job this server enqueued before the next refresh reports it. */
+  noteEnqueued(): void {
+    this.#queueDepth++;
+  }
+
+  get queueDepth(): number {
+    return this.#queueDepth;
+  }
+
   /** Backpressure check made just before a job is enqueued. */
   checkQueue(): void {
-    const depth = this.#options.queueDepth();
+    const depth = this.#queueDepth;
     if (depth >= this.#options.queueHighWater) {
       throw new PixelfleetError(
         'PF_ERR_QUEUE_FULL',

@@ -42,7 +42,8 @@ export function sendProblem(
   const retryAfter = error.extensions.retryAfterSeconds;
   if (typeof retryAfter === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
   else if (error.status === 503) reply.header('retry-after', '1');
-  return reply.code(error.status).type('application/problem+json').send(JSON.stringify(problem));
+  // A Buffer body keeps fastify from appending a charset to the RFC 9457 media type.
+  return reply.code(error.status).type('application/problem+json').send(Buffer.from(JSON.stringify(problem)));
 }
 
 /** Installs the problem+json error and not-found handlers on an instance. */

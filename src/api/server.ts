@@ -49,6 +49,12 @@ export function buildApiServer(deps: ApiDependencies): FastifyInstance {
     reply.raw.once('close', () => admission.release());
   });
 
+  // While draining, every response ends its connection so keep-alive clients move elsewhere
+  // and the listener can close as soon as the last in-flight request is answered.
+  app.addHook('onSend', async (_request, reply) => {
+    if (admission.shuttingDown) reply.header('connection', 'close');
+  });
+
   registerProblemHandlers(app, (request, error) => {
     request.facts.code = error.code;
     if (error.code === 'PF_ERR_INTERNAL')

@@ -65,10 +65,14 @@ export async function startEmbeddedService(
   const blobs = new BlobStore(dataDir);
   const completions = new Completions();
   const throughput = new ThroughputMeter();
-  let queueDepth = 0;
+  const admission = new Admission({
+    maxInflight: config.maxInflight,
+    queueHighWater: config.queueHighWater,
+    throughput: () => throughput.perSecond(),
+  });
   const refreshDepth = async () => {
     try {
-      queueDepth = (await queue.stats()).depth;
+      admission.observeQueueDepth((await queue.stats()).depth);
     } catch {
       // Keep the last known depth; readiness reports the queue's health.
     }
@@ -76,13 +80,6 @@ export async function startEmbeddedService(
   await refreshDepth();
   const depthTimer = setInterval(refreshDepth, 100);
   depthTimer.unref();
-
-  const admission = new Admission({
-    maxInflight: config.maxInflight,
-    queueHighWater: config.queueHighWater,
-    queueDepth: () => queueDepth,
-    throughput: () => throughput.perSecond(),
-  });
 
   const host: JobHost = {
     fetchInput: (job, payload) => blobs.getInput(job.id, payload.input.location),
@@ -199,8 +196,11 @@ export async function startEmbeddedService(
       const deadline = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), config.shutdownTimeout);
       });
+      // Connections that turn idle during the drain are closed at once, not at the deadline.
+      const idleSweep = setInterval(() => app.server.closeIdleConnections(), 50);
       const drained = await Promise.race([app.close().then(() => 'drained' as const), deadline]);
       clearTimeout(timer);
+      clearInterval(idleSweep);
       if (drained === 'timeout') {
         logger.warn(
           { inflight: admission.inflight },

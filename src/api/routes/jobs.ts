@@ -82,6 +82,7 @@ export function registerJobRoutes(app: FastifyInstance, deps: ApiDependencies): 
     await blobs.putInput(id, body, 'disk');
     try {
       await queue.enqueue({ id, account: anonymousAccount, payload: payload as never });
+      admission.noteEnqueued();
     } catch (error) {
       await blobs.deleteInput(id, 'disk');
       throw error;

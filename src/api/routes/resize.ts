@@ -46,6 +46,7 @@ export function registerResizeRoutes(app: FastifyInstance, deps: ApiDependencies
     const done = completions.wait(id, config.syncTimeout);
     try {
       await queue.enqueue({ id, account: anonymousAccount, payload: payload as never, deadline });
+      admission.noteEnqueued();
     } catch (error) {
       completions.cancel(id);
       await blobs.deleteInput(id, 'memory');

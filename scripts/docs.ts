@@ -37,9 +37,9 @@ export function generatedSections(): Record<string, string> {
 export function renderReadme(current: string): string {
   let text = current;
   for (const [name, body] of Object.entries(generatedSections())) {
-    const pattern = new RegExp(`(<!-- generated:${name} -->\\n)[\\s\\S]*?(\\n<!-- /generated:${name} -->)`);
+    const pattern = new RegExp(`(<!-- generated:${name} -->\\n)[\\s\\S]*?(<!-- /generated:${name} -->)`);
     if (!pattern.test(text)) throw new Error(`README.md lacks the <!-- generated:${name} --> markers`);
-    text = text.replace(pattern, (_match, open: string, close: string) => `${open}${body}${close}`);
+    text = text.replace(pattern, (_match, open: string, close: string) => `${open}${body}\n${close}`);
   }
   return text;
 }

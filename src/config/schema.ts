@@ -19,6 +19,8 @@ export interface SettingSpec {
   choices?: readonly string[];
   /** Never print the value (tokens). */
   secret?: boolean;
+  /** How the docs show a default that depends on the machine (e.g. "one per core"). */
+  documentedDefault?: string;
 }
 
 const cores = Math.max(1, availableParallelism());
@@ -52,6 +54,7 @@ export const settings = {
   workers: {
     type: 'integer',
     default: cores,
+    documentedDefault: 'cores',
     min: 1,
     max: 256,
     doc: 'Conversion worker processes (each converts one image at a time). Default: one per core.',
@@ -116,6 +119,7 @@ export const settings = {
   maxInflight: {
     type: 'integer',
     default: 32 * cores,
+    documentedDefault: '32 × cores',
     min: 1,
     doc: 'Load shedding: /v1 requests in flight above this get 503 + Retry-After at once.',
   },

@@ -209,11 +209,8 @@ const extraEnv = new Set(['PIXELFLEET_ADMIN_TOKEN']);
 export function describeSettings(): string {
   const rows = names.map((name) => {
     const spec: SettingSpec = settings[name];
-    const shown = spec.secret
-      ? '(generated)'
-      : Array.isArray(spec.default)
-        ? spec.default.join(',')
-        : String(spec.default);
+    const shown =
+      spec.documentedDefault ?? (Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default));
     return `| \`${flagOf(name)}\` | \`${envOf(name)}\` | ${spec.type} | \`${shown === '' ? '—' : shown}\` | ${spec.doc} |`;
   });
   return ['| flag | environment | type | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');

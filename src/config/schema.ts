@@ -17,8 +17,6 @@ export interface SettingSpec {
   max?: number;
   /** Allowed values (strings and list items). */
   choices?: readonly string[];
-  /** Never print the value (tokens). */
-  secret?: boolean;
   /** How the docs show a default that depends on the machine (e.g. "one per core"). */
   documentedDefault?: string;
 }

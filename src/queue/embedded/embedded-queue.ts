@@ -266,7 +266,7 @@ export class EmbeddedQueue implements JobQueue {
   }
 
   /** Log statistics (records, fsynced batches, compactions), for benchmarks and metrics. */
-  storageStats() {
+  storageStats(): RecordLogStats {
     return this.#log.stats();
   }
 

@@ -22,13 +22,13 @@ const headerBytes = lengthPrefixBytes + typeBytes + sequenceBytes;
 /** Payloads at least this large are written by reference instead of copied into the frame. */
 const copyThresholdBytes = 16 * 1024;
 
-/** Wire bytes a payload occupies inside a messages frame. */
-export function framedPayloadBytes(payload: Uint8Array): number {
-  return lengthPrefixBytes + payload.length;
+/**
+ * Largest payload that fits one frame under a receiver's `maxFrameBytes` (the frame's length
+ * field counts everything after itself: type, sequence, count, the payload's prefix, the MAC).
+ */
+export function largestPayloadBytes(maxFrameBytes: number): number {
+  return maxFrameBytes - (typeBytes + sequenceBytes + countBytes + lengthPrefixBytes + macBytes);
 }
-
-/** Bytes a messages frame adds around its payloads. */
-export const messagesFrameOverheadBytes = headerBytes + countBytes + macBytes;
 
 export type CloseReason =
   | { kind: 'rejected-frame'; message: string }
@@ -107,11 +107,6 @@ export class AuthenticatedConnection {
 
   get closed(): boolean {
     return this.#closed;
-  }
-
-  /** True when the socket has room; false means wait for `onDrain` before sending more. */
-  get writable(): boolean {
-    return !this.#closed && !this.#socket.writableNeedDrain;
   }
 
   onDrain(listener: () => void): void {

@@ -7,7 +7,11 @@
 import type { KeyObject } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import type { NodeId } from '../types.ts';
-import { AuthenticatedConnection, type CloseReason } from './authenticated-connection.ts';
+import {
+  AuthenticatedConnection,
+  type CloseReason,
+  largestPayloadBytes,
+} from './authenticated-connection.ts';
 import { reconnectDelay } from './backoff.ts';
 import { dialHandshake, handshakeReader } from './handshake-driver.ts';
 import { OutboundQueue } from './outbound-queue.ts';
@@ -15,7 +19,7 @@ import type { TransportSettings } from './settings.ts';
 import type { PeerAddress, PeerState, PeerStats } from './types.ts';
 
 /** Bytes of payload per frame: big enough to amortise MAC and syscall, small enough to interleave. */
-const maxBatchBytes = 256 * 1024;
+const preferredBatchBytes = 256 * 1024;
 
 /** What every link shares with its transport. */
 export interface LinkContext {
@@ -36,6 +40,10 @@ export class OutboundLink {
   readonly peerId: NodeId;
   readonly #context: LinkContext;
   readonly #queue: OutboundQueue;
+  /** Payloads larger than this would make the peer reject the frame (and kill the link). */
+  readonly #largestPayload: number;
+  /** Framed payload bytes per frame, kept under the frame limit. */
+  readonly #batchBytes: number;
   #address: PeerAddress;
   #state: PeerState = 'disconnected';
   #socket: Socket | null = null;
@@ -58,6 +66,8 @@ export class OutboundLink {
     this.peerId = peerId;
     this.#address = { ...address };
     this.#queue = new OutboundQueue(context.settings.maxQueuedBytesPerPeer, context.settings.dropPolicy);
+    this.#largestPayload = largestPayloadBytes(context.settings.maxFrameBytes);
+    this.#batchBytes = Math.min(preferredBatchBytes, this.#largestPayload);
   }
 
   get address(): PeerAddress {
@@ -75,7 +85,7 @@ export class OutboundLink {
 
   /** Queue a payload; false when it was dropped. */
   enqueue(payload: Uint8Array): boolean {
-    if (this.#closed) {
+    if (this.#closed || payload.length > this.#largestPayload) {
       this.#droppedMessages += 1;
       return false;
     }
@@ -233,7 +243,7 @@ export class OutboundLink {
     const connection = this.#connection;
     if (connection === null || connection.closed || this.#waitingForDrain) return;
     while (this.#queue.length > 0) {
-      const batch = this.#queue.takeBatch(maxBatchBytes);
+      const batch = this.#queue.takeBatch(this.#batchBytes);
       const hasRoom = connection.sendMessages(batch);
       this.#sentFrames += 1;
       this.#sentMessages += batch.length;

@@ -16,6 +16,9 @@ import { type LinkContext, OutboundLink } from './outbound-link.ts';
 import { resolveSettings, validateAddress, validateNodeId } from './settings.ts';
 import type { PeerStats, Transport, TransportOptions, TransportStats } from './types.ts';
 
+/** Handshakes in progress at once; beyond this a flood of stray connections is turned away. */
+const maxPendingHandshakes = 64;
+
 function ignoreSocketError(): void {
   // Socket errors surface as 'close'; this listener only keeps them from crashing the process.
 }
@@ -64,6 +67,11 @@ export function createTransport(options: TransportOptions): Transport {
   function accept(socket: Socket): void {
     socket.on('error', ignoreSocketError);
     if (closed) {
+      socket.destroy();
+      return;
+    }
+    if (handshaking.size >= maxPendingHandshakes) {
+      counters.handshakeFailures += 1;
       socket.destroy();
       return;
     }

@@ -49,7 +49,8 @@ export interface TransportOptions {
   /**
    * Largest frame accepted after authentication, which bounds the largest single payload.
    * Before authentication only tiny frames are accepted, so a stray process cannot make a
-   * node allocate this much. Default 64 MiB.
+   * node allocate this much. Every node of a cluster must use the same value: the sender drops
+   * (and counts) payloads that would not fit the receiver's limit. Default 64 MiB.
    */
   maxFrameBytes?: number;
   /** Accept links from authenticated nodes that are not in `peers`. Default false. */

@@ -1,7 +1,7 @@
 /**
  * Keyed limiters: an algorithm plus a store, behind the `RateLimiter` (synchronous, in-process)
- * and `AsyncRateLimiter` (any store, e.g. Redis later) interfaces. Keys are namespaced by the
- * policy name, so several limiters can share one store as long as their policy names differ.
+ * and `AsyncRateLimiter` (any store, e.g. Redis later) interfaces. Stores keep state per
+ * (policy, key), so several limiters can share one store as long as their policy names differ.
  */
 import { MemoryLimiterStore, type MemoryLimiterStoreOptions } from './memory-store.ts';
 import type {
@@ -25,13 +25,12 @@ export function createRateLimiter<State>(
   options: RateLimiterOptions = {},
 ): RateLimiter {
   const store = options.store ?? new MemoryLimiterStore(options);
-  const prefix = `${algorithm.policy}:`;
   return {
     take(key: string, cost = 1): Decision {
-      return store.applySync(prefix + key, algorithm, requireValidCost(cost));
+      return store.applySync(key, algorithm, requireValidCost(cost));
     },
     reset(key: string): void {
-      store.resetSync(prefix + key);
+      store.resetSync(algorithm.policy, key);
     },
   };
 }
@@ -41,13 +40,12 @@ export function createAsyncRateLimiter<State>(
   algorithm: LimiterAlgorithm<State>,
   store: LimiterStore,
 ): AsyncRateLimiter {
-  const prefix = `${algorithm.policy}:`;
   return {
     async take(key: string, cost = 1): Promise<Decision> {
-      return store.apply(prefix + key, algorithm, requireValidCost(cost));
+      return store.apply(key, algorithm, requireValidCost(cost));
     },
     reset(key: string): Promise<void> {
-      return store.reset(prefix + key);
+      return store.reset(algorithm.policy, key);
     },
   };
 }

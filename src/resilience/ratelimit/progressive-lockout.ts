@@ -138,7 +138,6 @@ export interface ProgressiveLockoutLimiterOptions extends ProgressiveLockoutOpti
 export class ProgressiveLockout {
   readonly algorithm: ProgressiveLockoutAlgorithm;
   readonly #store: SyncLimiterStore;
-  readonly #prefix: string;
 
   constructor(options: ProgressiveLockoutLimiterOptions = {}) {
     this.algorithm = new ProgressiveLockoutAlgorithm(options);
@@ -148,21 +147,20 @@ export class ProgressiveLockout {
         ...(options.clock === undefined ? {} : { clock: options.clock }),
         ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
       });
-    this.#prefix = `${this.algorithm.policy}:`;
   }
 
   /** Whether `client` may attempt now; `allowed: false` carries the remaining lockout. */
   check(client: string): Decision {
-    return this.#store.applySync(this.#prefix + client, this.algorithm, 0);
+    return this.#store.applySync(client, this.algorithm, 0);
   }
 
   /** Count one failed attempt; the decision says whether the client is now locked out. */
   recordFailure(client: string): Decision {
-    return this.#store.applySync(this.#prefix + client, this.algorithm, 1);
+    return this.#store.applySync(client, this.algorithm, 1);
   }
 
   /** Forget `client`'s failures and lift any lockout (an operator action). */
   reset(client: string): void {
-    this.#store.resetSync(this.#prefix + client);
+    this.#store.resetSync(this.algorithm.policy, client);
   }
 }

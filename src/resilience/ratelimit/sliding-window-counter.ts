@@ -77,14 +77,17 @@ export class SlidingWindowCounter implements LimiterAlgorithm<SlidingWindowCount
       estimate += cost;
     }
     const remaining = Math.max(0, Math.min(limit, Math.floor(limit - estimate + QUOTA_EPSILON)));
-    const timeUntil = (target: number): number =>
-      this.#timeUntilEstimateAtMost(target, now, windowStart, current, previous);
     const decision: Decision = {
       allowed,
       limit,
       remaining,
-      resetMs: remaining >= limit ? 0 : timeUntil(limit - remaining - 1),
-      retryAfterMs: allowed ? 0 : timeUntil(limit - cost),
+      resetMs:
+        remaining >= limit
+          ? 0
+          : this.#timeUntilEstimateAtMost(limit - remaining - 1, now, windowStart, current, previous),
+      retryAfterMs: allowed
+        ? 0
+        : this.#timeUntilEstimateAtMost(limit - cost, now, windowStart, current, previous),
       policy: this.policy,
       windowMs,
     };

@@ -50,32 +50,38 @@ export class SlidingWindowLog implements LimiterAlgorithm<SlidingWindowLogState>
   ): LimiterStep<SlidingWindowLogState> {
     const limit = this.#limit;
     const windowMs = this.#windowMs;
-    // Copy-on-write keeps the step pure: the caller's state object is never mutated.
-    let timestamps = state === undefined ? [] : state.timestamps;
-    let costs = state === undefined ? [] : state.costs;
+    let timestamps: number[] = state === undefined ? [] : state.timestamps;
+    let costs: number[] = state === undefined ? [] : state.costs;
     let total = state === undefined ? 0 : state.total;
     let expired = 0;
     while (expired < timestamps.length && timestamps[expired]! <= now - windowMs) {
       total -= costs[expired]!;
       expired += 1;
     }
-    if (expired > 0) {
-      timestamps = timestamps.slice(expired);
-      costs = costs.slice(expired);
-    }
     const allowed = total + cost <= limit;
-    if (allowed && cost > 0) {
-      // A clock that steps backwards must not log out of order; record at the newest time seen.
-      const last = timestamps.length - 1;
-      const at = last >= 0 ? Math.max(now, timestamps[last]!) : now;
-      if (last >= 0 && timestamps[last] === at) {
-        costs = costs.slice();
-        costs[last]! += cost;
-      } else {
-        timestamps = [...timestamps, at];
-        costs = [...costs, cost];
+    const kept = timestamps.length - expired;
+    const last = timestamps.length - 1;
+    // A clock that steps backwards must not log out of order; record at the newest time seen.
+    const at = kept > 0 ? Math.max(now, timestamps[last]!) : now;
+    const record = allowed && cost > 0;
+    const merge = record && kept > 0 && timestamps[last] === at;
+    if (expired > 0 || record) {
+      // Copy-on-write in one pass keeps the step pure: the caller's arrays are never mutated.
+      const length = kept + (record && !merge ? 1 : 0);
+      const nextTimestamps = new Array<number>(length);
+      const nextCosts = new Array<number>(length);
+      for (let index = 0; index < kept; index += 1) {
+        nextTimestamps[index] = timestamps[expired + index]!;
+        nextCosts[index] = costs[expired + index]!;
       }
-      total += cost;
+      if (merge) nextCosts[kept - 1]! += cost;
+      else if (record) {
+        nextTimestamps[kept] = at;
+        nextCosts[kept] = cost;
+      }
+      if (record) total += cost;
+      timestamps = nextTimestamps;
+      costs = nextCosts;
     }
     const remaining = Math.max(0, Math.floor(limit - total));
     const resetMs = remaining >= limit || timestamps.length === 0 ? 0 : timestamps[0]! + windowMs - now;

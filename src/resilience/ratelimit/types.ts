@@ -95,7 +95,7 @@ export interface LimiterStep<State> {
 export interface LimiterAlgorithm<State> {
   /** Stable algorithm identifier, e.g. `token-bucket`. */
   readonly name: string;
-  /** Policy name advertised in headers; also namespaces keys in a shared store. */
+  /** Policy name advertised in headers; a store keeps state per (policy, key). */
   readonly policy: string;
   /** Numeric configuration, enough to rebuild the algorithm elsewhere. */
   readonly parameters: Readonly<Record<string, number>>;
@@ -104,17 +104,19 @@ export interface LimiterAlgorithm<State> {
 
 /**
  * Runs one algorithm step for one key atomically: read state, step, write state with its expiry,
- * return the decision — with no other step for the same key interleaved. The store chooses the
- * clock. Nothing in this interface assumes the state lives in this process.
+ * return the decision — with no other step for the same key interleaved. State is kept per
+ * (policy, key): the store lays out its own keys (a Redis store: `<prefix>:<policy>:<key>`), so
+ * limiters with different policy names can share one store. The store chooses the clock.
+ * Nothing in this interface assumes the state lives in this process.
  */
 export interface LimiterStore {
   apply<State>(key: string, algorithm: LimiterAlgorithm<State>, cost: number): Promise<Decision>;
-  /** Forget a key's state, restoring its full quota (an operator reset; Redis `DEL`). */
-  reset(key: string): Promise<void>;
+  /** Forget a key's state under `policy`, restoring its full quota (operator reset; Redis `DEL`). */
+  reset(policy: string, key: string): Promise<void>;
 }
 
 /** A store that can also answer synchronously because its state is in this process. */
 export interface SyncLimiterStore extends LimiterStore {
   applySync<State>(key: string, algorithm: LimiterAlgorithm<State>, cost: number): Decision;
-  resetSync(key: string): void;
+  resetSync(policy: string, key: string): void;
 }

@@ -57,6 +57,19 @@ test('memory store - the least recently used key is evicted first, not the busie
   assert.equal(limiter.take('b', 0).remaining, 2, 'b was forgotten');
 });
 
+test('memory store - spraying distinct keys cannot evict a key in use to reset its quota', () => {
+  const clock = new FakeClock();
+  const store = new MemoryLimiterStore({ clock, maxKeys: 400 });
+  const limiter = createRateLimiter(new FixedWindow({ limit: 5, windowMs: 3_600_000 }), { store });
+  limiter.take('abuser', 5);
+  for (let index = 0; index < 20_000; index += 1) {
+    limiter.take(`spray-${index}`);
+    // Used at least once per maxKeys / 4 insertions: the abuser keeps its exhausted quota.
+    if (index % 100 === 0) assert.equal(limiter.take('abuser').allowed, false, `after ${index} sprayed keys`);
+  }
+  assert.ok(store.size <= 400);
+});
+
 test('memory store - rejects bad options with RangeError', () => {
   assert.throws(() => new MemoryLimiterStore({ maxKeys: 0 }), RangeError);
   assert.throws(() => new MemoryLimiterStore({ sweepPerStep: 1.5 }), RangeError);

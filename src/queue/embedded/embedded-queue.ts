@@ -14,7 +14,7 @@
  */
 import { join } from 'node:path';
 import { isPixelfleetError, PixelfleetError } from '../../errors/index.ts';
-import { openRecordLog, type RecordLog } from '../../storage/index.ts';
+import { openRecordLog, type RecordLog, type RecordLogStats } from '../../storage/index.ts';
 import type { CommandResult, QueueCommand } from '../commands.ts';
 import {
   DEFAULT_MAX_ATTEMPTS,

@@ -498,7 +498,9 @@ export class RaftNode {
     this.role = 'leader';
     this.leader = this.id;
     const next = this.log.lastIndex() + 1;
-    for (const voter of this.voters) this.addProgress(voter, next);
+    // Followers count as active only once they answer: check-quorum then deposes a leader that
+    // nobody hears within one election timeout.
+    for (const voter of this.voters) this.addProgress(voter, next).recentActive = voter === this.id;
     const self = this.progress.get(this.id);
     if (self) {
       self.match = this.log.lastIndex();
@@ -513,10 +515,12 @@ export class RaftNode {
     this.broadcastAppend(true);
   }
 
-  private addProgress(id: NodeId, next: number): void {
+  private addProgress(id: NodeId, next: number): Progress {
     const progress = new Progress(id, next, this.options.maxInflightMessages, this.options.maxInflightBytes);
+    // A member just added gets one election timeout of grace before it counts as silent.
     progress.recentActive = true;
     this.progress.set(id, progress);
+    return progress;
   }
 
   private tickElection(): void {
@@ -966,8 +970,15 @@ export class RaftNode {
     this.send({ type: 'timeoutNow', from: this.id, to, term: this.term });
   }
 
+  /** Sends every follower what it lacks, pipelining up to its in-flight window. */
   private broadcastAppend(sendIfEmpty: boolean): void {
-    for (const voter of this.voters) if (voter !== this.id) this.sendAppend(voter, sendIfEmpty);
+    for (const voter of this.voters) {
+      if (voter === this.id) continue;
+      if (!this.sendAppend(voter, sendIfEmpty)) continue;
+      while (this.sendAppend(voter, false)) {
+        // each call sends one more batch until the window is full or nothing is left
+      }
+    }
   }
 
   private broadcastHeartbeat(context: string | undefined): void {

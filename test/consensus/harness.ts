@@ -28,12 +28,14 @@ export class TestCluster {
   private readonly blocked = new Set<string>();
   private readonly options: Partial<RaftOptions>;
   private readonly random = createRandom(7);
-  /** Optional extra filter: return false to drop a message. */
-  filter: ((message: Message) => boolean) | undefined;
+  /** Optional extra filter: return false to drop a message, or a message to deliver instead. */
+  filter: ((message: Message) => boolean | Message) | undefined;
 
   constructor(ids: NodeId[], options: Partial<RaftOptions> = {}, voters: NodeId[] = ids) {
     this.options = options;
     for (const id of ids) this.start(id, voters);
+    // Apply the bootstrap entry: a node with an unapplied membership change does not campaign.
+    this.drainAll();
   }
 
   start(id: NodeId, voters: NodeId[], options: Partial<RaftOptions> = {}): RaftNode {
@@ -61,7 +63,9 @@ export class TestCluster {
       id,
       (this.applied.get(id) ?? []).filter((entry) => entry.index <= (stored.snapshot?.meta.index ?? 0)),
     );
-    return this.start(id, voters);
+    const node = this.start(id, voters);
+    this.drain(id);
+    return node;
   }
 
   node(id: NodeId): RaftNode {
@@ -111,10 +115,12 @@ export class TestCluster {
     this.filter = undefined;
   }
 
-  private deliverable(message: Message): boolean {
-    if (this.blocked.has(`${message.from}>${message.to}`)) return false;
-    if (!this.nodes.has(message.to)) return false;
-    return this.filter ? this.filter(message) : true;
+  private deliverable(message: Message): Message | undefined {
+    if (this.blocked.has(`${message.from}>${message.to}`)) return undefined;
+    if (!this.nodes.has(message.to)) return undefined;
+    const verdict = this.filter ? this.filter(message) : true;
+    if (verdict === false) return undefined;
+    return verdict === true ? message : verdict;
   }
 
   /** Delivers messages (and the Readies they cause) until the cluster is quiet. */
@@ -122,8 +128,8 @@ export class TestCluster {
     this.drainAll();
     let delivered = 0;
     while (this.inFlight.length > 0) {
-      const message = this.inFlight.shift()!;
-      if (!this.deliverable(message)) continue;
+      const message = this.deliverable(this.inFlight.shift()!);
+      if (!message) continue;
       this.sent.push(message);
       this.node(message.to).step(message);
       this.drain(message.to);

@@ -22,6 +22,7 @@ export interface EnqueueCommand {
   payload: JobPayload;
   maxAttempts?: number;
   deadline?: number;
+  retentionMs?: number;
 }
 
 export interface ClaimCommand {

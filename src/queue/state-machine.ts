@@ -52,6 +52,8 @@ interface Job {
   maxAttempts: number;
   enqueuedAt: number;
   deadline?: number;
+  /** Per-job retention of the finished record; absent = the queue's. */
+  retentionMs?: number;
   /** Incarnation number, unique for all time: FIFO order within an account, tie-break everywhere. */
   sequence: number;
   state: JobState;
@@ -251,6 +253,7 @@ export class QueueStateMachine {
       attempts: 0,
     };
     if (command.deadline !== undefined) job.deadline = command.deadline;
+    if (command.retentionMs !== undefined) job.retentionMs = command.retentionMs;
     const slot: JobSlot = { job, readyToken: 0 };
     this.#slots.set(job.id, slot);
     this.#totals.enqueued++;
@@ -346,7 +349,8 @@ export class QueueStateMachine {
     }
     result.promoted = this.#promoteDelayed(at);
     for (let top = this.#retention.peek(); top !== undefined; top = this.#retention.peek()) {
-      if (top.time + this.#config.retentionMs > at) break;
+      // Heap times are forget-after times (finish + retention), fixed when the job finished.
+      if (top.time > at) break;
       this.#retention.pop();
       const slot = this.#slots.get(top.id);
       if (slot === undefined || slot.job.sequence !== top.sequence || !FINISHED.has(slot.job.state)) continue;
@@ -564,8 +568,12 @@ export class QueueStateMachine {
     } else if (state === 'expired') {
       this.#totals.expired++;
     }
-    this.#retention.push({ time: at, sequence: job.sequence, id: job.id });
+    this.#retention.push({ time: at + this.#retentionOf(job), sequence: job.sequence, id: job.id });
     this.#mutations++;
+  }
+
+  #retentionOf(job: Job): number {
+    return job.retentionMs ?? this.#config.retentionMs;
   }
 
   #accountOf(job: Pick<Job, 'account'>): Account {
@@ -632,7 +640,7 @@ export class QueueStateMachine {
       this.#delayed.peek()?.time,
       // A job expires once the time is past its deadline.
       plusOne(this.#deadlines.peek()?.time),
-      plus(this.#retention.peek()?.time, this.#config.retentionMs + (options.retentionSlackMs ?? 0)),
+      plus(this.#retention.peek()?.time, options.retentionSlackMs ?? 0),
     ].filter((time): time is number => time !== undefined);
     return candidates.length === 0 ? undefined : Math.min(...candidates);
   }
@@ -689,7 +697,11 @@ export class QueueStateMachine {
           leaseId: job.leaseId as string,
         });
       } else {
-        this.#retention.push({ time: job.finishedAt as number, sequence: job.sequence, id: job.id });
+        this.#retention.push({
+          time: (job.finishedAt as number) + this.#retentionOf(job),
+          sequence: job.sequence,
+          id: job.id,
+        });
       }
     }
     for (const name of snapshot.ring) {

@@ -35,6 +35,12 @@ export interface EnqueueRequest {
    * claimed by then is dropped as `expired` instead of being converted for nobody.
    */
   deadline?: number;
+  /**
+   * How long the finished job's record is kept (for `get`, dead letters and deduplication);
+   * default: the queue's retention. Synchronous jobs need none to speak of, and a long default
+   * would hold every one of them in memory for a day.
+   */
+  retentionMs?: number;
 }
 
 export interface EnqueueResult {

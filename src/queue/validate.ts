@@ -19,6 +19,7 @@ export function validateEnqueue(request: EnqueueRequest): void {
   if (request.deadline !== undefined && !Number.isFinite(request.deadline)) {
     throw new RangeError(`deadline must be epoch milliseconds: got ${request.deadline}`);
   }
+  if (request.retentionMs !== undefined) checkDuration('retentionMs', request.retentionMs, true);
 }
 
 export function validateClaim(request: ClaimRequest): void {

@@ -302,3 +302,21 @@ test('queue state - stays O(log n) per command with 50k jobs across 200 accounts
   // Quadratic behaviour would take minutes here; linearithmic takes well under a second.
   assert.ok(elapsed < 10_000, `50k enqueue+claim+ack took ${elapsed.toFixed(0)} ms`);
 });
+
+test('queue - a job enqueued with its own retention is forgotten on its own schedule', () => {
+  const machine = new QueueStateMachine({ retentionMs: 86_400_000 });
+  machine.apply({ type: 'enqueue', at: 0, id: 'short', account: 'a', payload: {}, retentionMs: 1000 });
+  machine.apply({ type: 'enqueue', at: 0, id: 'default', account: 'a', payload: {} });
+  for (const id of ['short', 'default']) {
+    const claimed = machine.apply({ type: 'claim', at: 1, consumer: 'w', leaseMs: 10_000 });
+    assert.equal(claimed.job?.id, id);
+    machine.apply({ type: 'ack', at: 2, id, leaseId: claimed.job!.leaseId });
+  }
+  assert.equal(machine.nextDueAt(), 1002);
+  machine.apply({ type: 'tick', at: 1003 });
+  assert.equal(machine.get('short'), undefined, 'short retention passed');
+  assert.equal(machine.get('default')?.state, 'succeeded', 'default retention still holds');
+  const restored = QueueStateMachine.restore(machine.snapshot());
+  restored.apply({ type: 'tick', at: 86_400_003 });
+  assert.equal(restored.get('default'), undefined);
+});

@@ -45,7 +45,14 @@ export function registerResizeRoutes(app: FastifyInstance, deps: ApiDependencies
     await blobs.putInput(id, body, 'memory');
     const done = completions.wait(id, config.syncTimeout);
     try {
-      await queue.enqueue({ id, account: anonymousAccount, payload: payload as never, deadline });
+      // Nobody asks about a sync job once it is answered: keep its record only briefly.
+      await queue.enqueue({
+        id,
+        account: anonymousAccount,
+        payload: payload as never,
+        deadline,
+        retentionMs: 60_000,
+      });
       admission.noteEnqueued();
     } catch (error) {
       completions.cancel(id);

@@ -179,6 +179,7 @@ export class EmbeddedQueue implements JobQueue {
       payload: request.payload,
       ...(request.maxAttempts === undefined ? {} : { maxAttempts: request.maxAttempts }),
       ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
+      ...(request.retentionMs === undefined ? {} : { retentionMs: request.retentionMs }),
     });
     const { result, durable } = this.#commit(command, encoded);
     // A duplicate may be answering for a job whose own record is still being synced.

@@ -245,3 +245,27 @@ test('transport security - reordered frames are refused', { timeout: 20_000 }, a
     mesh.transports.n1!.send('n2', encode('second'));
   }, ['after']);
 });
+
+test('transport security - a bad frame pipelined right behind the handshake is refused', {
+  timeout: 20_000,
+}, async (t) => {
+  let proof: Buffer | null = null;
+  const { mesh } = await meshThroughMitm(t, (connection, index, frame) => {
+    if (connection !== 0) return [frame];
+    if (index === 1) {
+      proof = frame; // hold PROOF so it reaches the acceptor in the same write as the bad frame
+      return [];
+    }
+    if (index === 2 && proof !== null) return [Buffer.concat([proof, flipByte(frame, frame.length - 40)])];
+    return [frame];
+  });
+  // The dialer considers itself connected once it has sent PROOF, so send straight away.
+  await waitFor(() => mesh.transports.n1!.stats().peers.n2!.state === 'connected');
+  mesh.transports.n1!.send('n2', encode('pipelined'));
+  await waitFor(() => mesh.transports.n2!.stats().rejectedFrames === 1, { message: 'n2 to reject a frame' });
+  await whenConnected(mesh, 2);
+  mesh.transports.n1!.send('n2', encode('after'));
+  await waitFor(() => mesh.texts('n2').includes('after'));
+  assert.deepEqual(mesh.texts('n2'), ['after']);
+  assert.equal(mesh.transports.n2!.stats().inboundConnections, 1);
+});

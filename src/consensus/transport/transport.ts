@@ -92,7 +92,10 @@ export function createTransport(options: TransportOptions): Transport {
         }
         // A peer that redialled (after a restart or a silent partition) supersedes its old link.
         inbound.get(peerId)?.close({ kind: 'local', message: 'superseded by a newer connection' });
-        const connection: AuthenticatedConnection = new AuthenticatedConnection({
+        // The constructor may already deliver or close (frames pipelined behind the handshake),
+        // so the close handler must not depend on the constructor having returned.
+        let registered: AuthenticatedConnection | null = null;
+        const connection = new AuthenticatedConnection({
           socket,
           reader,
           keys,
@@ -103,11 +106,14 @@ export function createTransport(options: TransportOptions): Transport {
             onPayload: (payload) => context.deliver(peerId, payload),
             onClose: (reason) => {
               if (reason.kind === 'rejected-frame') counters.rejectedFrames += 1;
-              if (inbound.get(peerId) === connection) inbound.delete(peerId);
+              if (registered !== null && inbound.get(peerId) === registered) inbound.delete(peerId);
             },
           },
         });
-        if (!connection.closed) inbound.set(peerId, connection);
+        if (!connection.closed) {
+          registered = connection;
+          inbound.set(peerId, connection);
+        }
       },
       () => {
         handshaking.delete(socket);

@@ -35,8 +35,11 @@ function samePrefix(a: Entry[], b: Entry[]): boolean {
 }
 
 test('consensus - any schedule of ticks, partitions, restarts and proposals keeps replicas consistent', () => {
+  let runs = 0;
+  let leadersSeen = 0;
   fc.assert(
     fc.property(fc.array(command, { maxLength: 60 }), (commands) => {
+      runs += 1;
       const cluster = new TestCluster(ids);
       const leaderOfTerm = new Map<number, string>();
       let proposals = 0;
@@ -76,7 +79,10 @@ test('consensus - any schedule of ticks, partitions, restarts and proposals keep
       cluster.tickAll(3);
       for (const id of ids) assert.equal(cluster.appliedValues(id).at(-1), 'final');
       check();
+      leadersSeen += leaderOfTerm.size;
     }),
     { numRuns: 150, seed: 20261121 },
   );
+  assert.equal(runs, 150);
+  assert.ok(leadersSeen >= 150, 'every schedule elected at least one leader');
 });

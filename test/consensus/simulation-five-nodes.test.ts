@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { queueWorkloadFactory, runSimulation } from '../../src/consensus/index.ts';
 
-const seeds = Number(process.env.PIXELFLEET_SIMULATION_SEEDS ?? 150);
+const seeds = Number(process.env.PIXELFLEET_SIMULATION_SEEDS ?? 200);
 const steps = 20_000;
 
 test('consensus - simulation: 5-node clusters stay safe and live under every fault kind', () => {

@@ -4,7 +4,7 @@ import { runSimulation, type SimulationResult, type Workload } from '../../src/c
 import { AppendOnlyList } from '../../src/consensus/simulator/index.ts';
 
 /** Seeds per cluster size; raise with PIXELFLEET_SIMULATION_SEEDS for a longer soak. */
-const seeds = Number(process.env.PIXELFLEET_SIMULATION_SEEDS ?? 200);
+const seeds = Number(process.env.PIXELFLEET_SIMULATION_SEEDS ?? 300);
 const steps = 20_000;
 
 function runSeeds(nodes: number, first: number, count: number): SimulationResult[] {

@@ -9,6 +9,8 @@ import { PixelfleetError } from '../errors/index.ts';
 export interface AdmissionOptions {
   maxInflight: number;
   queueHighWater: number;
+  /** Bulkhead: queued plus running jobs of one account. */
+  accountMaxJobs: number;
   /** Conversions per second the workers sustain recently, to estimate Retry-After. */
   throughput: () => number;
 }
@@ -19,6 +21,8 @@ export class Admission {
   #shuttingDown = false;
   /** Last depth the queue reported, plus what this server enqueued since (so bursts count at once). */
   #queueDepth = 0;
+  /** Queued plus running jobs per account, same freshness as the depth. */
+  #accountJobs = new Map<string, number>();
 
   constructor(options: AdmissionOptions) {
     if (!Number.isInteger(options.maxInflight) || options.maxInflight < 1) {
@@ -65,13 +69,38 @@ export class Admission {
   }
 
   /** The queue's own figure, refreshed periodically (a network round trip in a cluster). */
-  observeQueueDepth(depth: number): void {
-    this.#queueDepth = depth;
+  observeQueue(stats: {
+    depth: number;
+    perAccount: Record<string, { queued: number; inflight: number }>;
+  }): void {
+    this.#queueDepth = stats.depth;
+    const jobs = new Map<string, number>();
+    for (const [account, counts] of Object.entries(stats.perAccount))
+      jobs.set(account, counts.queued + counts.inflight);
+    this.#accountJobs = jobs;
   }
 
   /** Counts a job this server enqueued before the next refresh reports it. */
-  noteEnqueued(): void {
+  noteEnqueued(account: string): void {
     this.#queueDepth++;
+    this.#accountJobs.set(account, (this.#accountJobs.get(account) ?? 0) + 1);
+  }
+
+  /** The per-account bulkhead: one tenant's backlog cannot fill the queue for everyone. */
+  checkAccount(account: string): void {
+    const jobs = this.#accountJobs.get(account) ?? 0;
+    if (jobs >= this.#options.accountMaxJobs) {
+      throw new PixelfleetError(
+        'PF_ERR_ACCOUNT_BACKLOG_FULL',
+        `account ${account} has ${jobs} queued and running jobs (limit ${this.#options.accountMaxJobs}); retry when some finish`,
+        {
+          extensions: {
+            limit: this.#options.accountMaxJobs,
+            retryAfterSeconds: this.#retryAfterSeconds(jobs),
+          },
+        },
+      );
+    }
   }
 
   get queueDepth(): number {

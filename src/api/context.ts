@@ -2,11 +2,15 @@
  * What the api role's routes need, and the per-request facts the access log reports.
  */
 import type { Config } from '../config/index.ts';
+import type { Principal } from '../identity/index.ts';
 import type { Logger, ServiceMetrics, TraceContext } from '../observability/index.ts';
 import type { JobQueue } from '../queue/types.ts';
+import type { UsageMeter } from '../usage/usage-meter.ts';
 import type { Admission } from './admission.ts';
 import type { BlobStore } from './blobs.ts';
 import type { Completions } from './completions.ts';
+import type { IdempotencyStore } from './idempotency/index.ts';
+import type { TenancyGuard } from './tenancy.ts';
 
 export interface ApiDependencies {
   config: Config;
@@ -14,6 +18,9 @@ export interface ApiDependencies {
   blobs: BlobStore;
   completions: Completions;
   admission: Admission;
+  tenancy: TenancyGuard;
+  usage: UsageMeter;
+  idempotency: IdempotencyStore;
   metrics: ServiceMetrics;
   logger: Logger;
   workers: () => { size: number; alive: number; busy: number };
@@ -30,10 +37,14 @@ export interface RequestFacts {
   conversionMs?: number;
   cpuMicros?: number;
   admitted?: boolean;
+  accountId?: string;
+  keyId?: string;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     facts: RequestFacts;
+    /** Who is calling; set for every /v1 request that passed authentication. */
+    principal: Principal;
   }
 }

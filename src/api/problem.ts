@@ -33,17 +33,33 @@ export function toPixelfleetError(error: unknown): PixelfleetError {
   });
 }
 
+/** Response headers an error carries besides its body (e.g. RateLimit on a 429). */
+const attachedHeaders = new WeakMap<PixelfleetError, Record<string, string>>();
+
+export function withResponseHeaders(
+  error: PixelfleetError,
+  headers: Record<string, string>,
+): PixelfleetError {
+  attachedHeaders.set(error, { ...attachedHeaders.get(error), ...headers });
+  return error;
+}
+
 export function sendProblem(
   request: FastifyRequest,
   reply: FastifyReply,
   error: PixelfleetError,
 ): FastifyReply {
   const problem = toProblem(error, request.url);
+  const headers = attachedHeaders.get(error);
+  if (headers) reply.headers(headers);
   const retryAfter = error.extensions.retryAfterSeconds;
   if (typeof retryAfter === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
   else if (error.status === 503) reply.header('retry-after', '1');
   // A Buffer body keeps fastify from appending a charset to the RFC 9457 media type.
-  return reply.code(error.status).type('application/problem+json').send(Buffer.from(JSON.stringify(problem)));
+  return reply
+    .code(error.status)
+    .type('application/problem+json')
+    .send(Buffer.from(JSON.stringify(problem)));
 }
 
 /** Installs the problem+json error and not-found handlers on an instance. */

@@ -6,12 +6,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { presentedKeyFromHeaders } from '../identity/index.ts';
 import { continueTrace, formatTraceparent } from '../observability/index.ts';
 import type { ApiDependencies } from './context.ts';
 import { registerProblemHandlers, sendProblem } from './problem.ts';
 import { registerJobRoutes } from './routes/jobs.ts';
 import { registerOperationsRoutes } from './routes/operations.ts';
 import { registerResizeRoutes } from './routes/resize.ts';
+import { registerUsageRoutes } from './routes/usage.ts';
 
 export function buildApiServer(deps: ApiDependencies): FastifyInstance {
   const { config, metrics, logger, admission } = deps;
@@ -28,6 +30,7 @@ export function buildApiServer(deps: ApiDependencies): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   app.decorateRequest('facts', null as never);
+  app.decorateRequest('principal', null as never);
 
   app.addHook('onRequest', async (request, reply) => {
     request.facts = { trace: continueTrace(request.headers.traceparent as string | undefined) };
@@ -47,6 +50,11 @@ export function buildApiServer(deps: ApiDependencies): FastifyInstance {
     request.facts.admitted = true;
     // 'close' fires once whether the response finished or the client went away.
     reply.raw.once('close', () => admission.release());
+    const admitted = await deps.tenancy.admit(presentedKeyFromHeaders(request.headers), request.ip);
+    request.principal = admitted.principal;
+    request.facts.accountId = admitted.principal.accountId;
+    request.facts.keyId = admitted.principal.keyId;
+    reply.headers(admitted.headers);
   });
 
   // While draining, every response ends its connection so keep-alive clients move elsewhere
@@ -80,6 +88,8 @@ export function buildApiServer(deps: ApiDependencies): FastifyInstance {
         code: facts.code,
         durationMs: Math.round(reply.elapsedTime * 100) / 100,
         jobId: facts.jobId,
+        accountId: facts.accountId,
+        keyId: facts.keyId,
         bytesIn: facts.bytesIn,
         bytesOut: facts.bytesOut,
         queueWaitMs: facts.queueWaitMs,
@@ -92,6 +102,7 @@ export function buildApiServer(deps: ApiDependencies): FastifyInstance {
 
   registerResizeRoutes(app, deps);
   registerJobRoutes(app, deps);
+  registerUsageRoutes(app, deps);
   registerOperationsRoutes(app, deps);
   return app;
 }

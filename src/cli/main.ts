@@ -6,12 +6,15 @@ import { readFileSync } from 'node:fs';
 import { describeSettings, loadConfig } from '../config/index.ts';
 import { isPixelfleetError } from '../errors/index.ts';
 import { startEmbeddedService } from '../service/embedded.ts';
+import { runAdminCommand } from './admin.ts';
 
 const usage = `Usage: pixelfleet <command> [options]
 
 Commands:
   start            Run the image service (api, queue and workers in one process)
   config           Print every setting with its flag, environment variable and default
+  admin            Manage accounts, API keys, tiers; read usage and the audit log
+                   (talks to the admin API of a running server; 'pixelfleet admin --help')
   version          Print the version
 
 Run 'pixelfleet start --help' for the settings of start.`;
@@ -55,6 +58,9 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'start':
       return start(rest);
+    case 'admin':
+      process.exitCode = await runAdminCommand(rest, process.env);
+      return;
     case 'config':
       console.log(describeSettings());
       return;

@@ -203,7 +203,11 @@ export function loadConfig(input: LoadConfigInput = {}): Config {
  * Variables read by other parts (tokens, test hooks) that are not settings of the service.
  * Listed here so the unknown-variable check does not reject them.
  */
-const extraEnv = new Set(['PIXELFLEET_ADMIN_TOKEN']);
+const extraEnv = new Set([
+  'PIXELFLEET_ADMIN_TOKEN',
+  'PIXELFLEET_CLUSTER_SECRET',
+  'PIXELFLEET_SIMULATION_SEEDS',
+]);
 
 /** The reference table for the README. */
 export function describeSettings(): string {

@@ -127,6 +127,30 @@ export const settings = {
     min: 1,
     doc: 'Backpressure: when this many jobs wait in the queue, new jobs get 503 + Retry-After.',
   },
+  globalRate: {
+    type: 'number',
+    default: 10_000,
+    min: 0.001,
+    doc: 'Requests per second this server admits from all tenants together (a token bucket that protects it).',
+  },
+  globalBurst: {
+    type: 'integer',
+    default: 20_000,
+    min: 1,
+    doc: 'Burst capacity of the global token bucket.',
+  },
+  accountMaxJobs: {
+    type: 'integer',
+    default: 500,
+    min: 1,
+    doc: 'Bulkhead: queued plus running jobs one account may have; more get 429 so one tenant cannot fill the queue.',
+  },
+  idempotencyTtl: {
+    type: 'duration',
+    default: 86_400_000,
+    min: 1000,
+    doc: 'How long a response stored under an Idempotency-Key is replayed.',
+  },
   shutdownTimeout: {
     type: 'duration',
     default: 25_000,

@@ -68,7 +68,10 @@ export const errorCodes = {
   // Configuration (start-up; never over HTTP)
   PF_ERR_CONFIG: { status: 500, title: 'Invalid configuration' },
   // Storage (local disk: logs, snapshots)
-  PF_ERR_STORAGE_CORRUPT: { status: 500, title: 'Stored data is corrupt; see the message for the file and offset' },
+  PF_ERR_STORAGE_CORRUPT: {
+    status: 500,
+    title: 'Stored data is corrupt; see the message for the file and offset',
+  },
   PF_ERR_STORAGE_LOCKED: { status: 500, title: 'The data directory is in use by another process' },
   PF_ERR_STORAGE_UNAVAILABLE: { status: 503, title: 'The storage is closed or failed a disk write' },
   // Usage metering (queries over HTTP; records from internal callers)
@@ -90,6 +93,11 @@ export const errorCodes = {
     status: 409,
     title: 'A request with this Idempotency-Key is still in progress; retry after it finishes',
   },
+  // Tenancy limits (413, 429)
+  PF_ERR_QUOTA_EXCEEDED: { status: 429, title: "The account's monthly conversion quota is used up" },
+  PF_ERR_CONCURRENCY_LIMITED: { status: 429, title: 'Too many requests of this key are in progress at once' },
+  PF_ERR_ACCOUNT_BACKLOG_FULL: { status: 429, title: 'This account has too many queued and running jobs' },
+  PF_ERR_TIER_BODY_TOO_LARGE: { status: 413, title: "The request body exceeds the tier's input size limit" },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -21,6 +21,7 @@ export interface ServiceMetrics {
   workerRestarts: Counter<'reason'>;
   workerBusySeconds: Counter;
   workerRss: Gauge<'worker'>;
+  identityCache: Counter<'event'>;
   /** Gauges read at scrape time through collect callbacks. */
   setCollectors(collectors: {
     queue: () => Promise<{ depth: number; inflight: number; deadLetters: number }>;
@@ -150,6 +151,12 @@ export function createServiceMetrics(options: { defaultMetrics?: boolean } = {})
       name: 'pixelfleet_worker_rss_bytes',
       help: 'Resident memory of each worker process after its latest conversion (allocator creep shows here).',
       labelNames: ['worker'],
+      registers: [registry],
+    }),
+    identityCache: new Counter({
+      name: 'pixelfleet_identity_cache_events_total',
+      help: 'Edge cache of API keys: hit, miss, refresh, invalidated, store-error, stale-served.',
+      labelNames: ['event'],
       registers: [registry],
     }),
     setCollectors(next) {

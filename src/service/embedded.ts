@@ -6,10 +6,23 @@
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Admission, BlobStore, buildApiServer, Completions } from '../api/index.ts';
+import Fastify from 'fastify';
+import { openIdempotencyStore } from '../api/idempotency/index.ts';
+import { Admission, BlobStore, buildApiServer, Completions, registerProblemHandlers } from '../api/index.ts';
+import { TenancyGuard } from '../api/tenancy.ts';
 import type { Config } from '../config/index.ts';
+import {
+  createRequestAuthenticator,
+  EdgeCache,
+  ensureAdminToken,
+  InProcessChangeBus,
+  openIdentityStore,
+  ProgressiveLockout,
+  registerAdminRoutes,
+} from '../identity/index.ts';
 import { createLogger, createServiceMetrics, type Logger } from '../observability/index.ts';
 import { openEmbeddedQueue } from '../queue/index.ts';
+import { openUsageMeter } from '../usage/usage-meter.ts';
 import { Dispatcher, type JobHost } from '../worker/dispatcher.ts';
 import { type InputFormat, WorkerPool } from '../worker/index.ts';
 import { ThroughputMeter } from './throughput.ts';
@@ -18,6 +31,9 @@ export interface EmbeddedService {
   /** Base URL of the public API, e.g. http://127.0.0.1:8080 */
   url: string;
   port: number;
+  /** Base URL of the admin API (accounts, keys, tiers, usage, audit). */
+  adminUrl: string;
+  adminToken: string;
   config: Config;
   logger: Logger;
   /** Graceful stop: refuse new work, drain in-flight requests (up to shutdownTimeout), close. */
@@ -28,195 +44,300 @@ const dayMs = 86_400_000;
 
 export async function startEmbeddedService(
   config: Config,
-  options: { logger?: Logger } = {},
+  options: { logger?: Logger; env?: NodeJS.ProcessEnv } = {},
 ): Promise<EmbeddedService> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const metrics = createServiceMetrics();
-
-  const queue = await openEmbeddedQueue({
-    dataDir,
-    maxAttempts: config.maxAttempts,
-    // Job records must outlive their results so an expired result reads 410, not 404.
-    retentionMs: Math.max(config.resultTtl * 2, dayMs),
-  });
-  const pool = new WorkerPool({
-    size: config.workers,
-    jobTimeoutMs: config.jobTimeout,
-    limits: {
-      allowedFormats: new Set(config.inputFormats as InputFormat[]),
-      maxInputPixels: config.maxInputPixels,
-      maxFrames: config.maxFrames,
-      maxOutputDimension: config.maxOutputDimension,
-    },
-    onEvent: (event) => {
-      if (event.type === 'restart') metrics.workerRestarts.inc({ reason: event.reason ?? 'unknown' });
-      logger.warn({ event }, 'worker event');
-    },
-  });
-  try {
-    await pool.start();
-  } catch (error) {
-    await queue.close();
-    throw error;
-  }
-
-  const blobs = new BlobStore(dataDir);
-  const completions = new Completions();
-  const throughput = new ThroughputMeter();
-  const admission = new Admission({
-    maxInflight: config.maxInflight,
-    queueHighWater: config.queueHighWater,
-    throughput: () => throughput.perSecond(),
-  });
-  const refreshDepth = async () => {
-    try {
-      admission.observeQueueDepth((await queue.stats()).depth);
-    } catch {
-      // Keep the last known depth; readiness reports the queue's health.
+  // Closed in reverse order if start-up fails half way, and on shutdown.
+  const closers: (() => Promise<void> | void)[] = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) {
+      try {
+        await close();
+      } catch (error) {
+        logger.error({ err: error }, 'error while closing');
+      }
     }
+    closers.length = 0;
   };
-  await refreshDepth();
-  const depthTimer = setInterval(refreshDepth, 100);
-  depthTimer.unref();
-
-  const host: JobHost = {
-    fetchInput: (job, payload) => blobs.getInput(job.id, payload.input.location),
-    async deliverResult(job, payload, result) {
-      if (payload.mode === 'async')
-        await blobs.putResult(job.id, { bytes: result.output, contentType: result.contentType });
-    },
-    settled(job, payload, { result, error }) {
-      throughput.record();
-      metrics.conversions.inc({ outcome: result ? 'succeeded' : 'failed' });
-      if (payload.mode === 'sync') {
-        if (result) completions.complete(job.id, result);
-        else completions.fail(job.id, error);
-      } else {
-        blobs
-          .deleteInput(job.id, 'disk')
-          .catch((cause) => logger.error({ err: cause, jobId: job.id }, 'input cleanup failed'));
-        logger.info(
-          {
-            jobId: job.id,
-            requestId: payload.requestId,
-            state: result ? 'succeeded' : 'failed',
-            code: error?.code,
-            attempt: job.attempt,
-          },
-          'job',
-        );
-      }
-    },
-  };
-
-  const dispatcher = new Dispatcher({
-    queue,
-    converter: pool,
-    host,
-    concurrency: config.workers,
-    jobTimeoutMs: config.jobTimeout,
-    consumerName: `embedded-${process.pid}`,
-    onError: (error) => logger.error({ err: error }, 'dispatcher error'),
-    events: {
-      claimed: (_job, queueWaitMs, payload) =>
-        metrics.queueWait.observe({ mode: payload.mode }, queueWaitMs / 1000),
-      converted: (_job, result) => {
-        metrics.conversionDuration.observe({ format: result.format }, result.wallMs / 1000);
-        metrics.conversionCpuSeconds.inc(
-          { format: result.format },
-          (result.cpuUserMicros + result.cpuSystemMicros) / 1e6,
-        );
-        metrics.bytesIn.inc(result.bytesIn);
-        metrics.bytesOut.inc(result.bytesOut);
-        metrics.workerBusySeconds.inc(result.wallMs / 1000);
-        metrics.workerRss.set({ worker: String(result.workerId) }, result.workerRss);
-      },
-      failed: (job, error, willRetry) => {
-        metrics.conversions.inc({ outcome: willRetry ? 'retried' : 'dead_lettered' });
-        logger.warn(
-          { jobId: job.id, attempt: job.attempt, code: error.code, detail: error.message, willRetry },
-          'job attempt failed',
-        );
-      },
-    },
-  });
-
-  const app = buildApiServer({
-    config,
-    queue,
-    blobs,
-    completions,
-    admission,
-    metrics,
-    logger,
-    workers: () => pool.stats(),
-  });
-  metrics.setCollectors({
-    queue: async () => {
-      const stats = await queue.stats();
-      return { depth: stats.depth, inflight: stats.inflight, deadLetters: stats.deadLetters };
-    },
-    workers: () => pool.stats(),
-    inflightRequests: () => admission.inflight,
-  });
-
-  dispatcher.start();
-  const sweepTimer = setInterval(
-    () => {
-      blobs
-        .sweepResults(config.resultTtl)
-        .catch((error) => logger.error({ err: error }, 'result sweep failed'));
-    },
-    Math.min(60_000, config.resultTtl),
-  );
-  sweepTimer.unref();
 
   try {
+    const queue = await openEmbeddedQueue({
+      dataDir,
+      maxAttempts: config.maxAttempts,
+      // Job records must outlive their results so an expired result reads 410, not 404.
+      retentionMs: Math.max(config.resultTtl * 2, dayMs),
+    });
+    closers.push(() => queue.close());
+
+    const identityStore = await openIdentityStore(dataDir);
+    closers.push(() => identityStore.close());
+    const bus = new InProcessChangeBus();
+    const admin = ensureAdminToken(dataDir, options.env ?? process.env);
+    const edgeCache = new EdgeCache({
+      source: identityStore,
+      bus,
+      onEvent: (event) => {
+        metrics.identityCache.inc({ event: event.type });
+        // Availability over consistency: a key verified from a stale entry is logged and counted.
+        if (event.type === 'stale-served' || event.type === 'store-error') {
+          logger.warn({ event: event.type, key: event.key, err: event.error }, 'identity store unreachable');
+        }
+      },
+    });
+    closers.push(() => edgeCache.close());
+
+    const usage = await openUsageMeter({
+      dataDir,
+      onError: (error) => logger.error({ err: error }, 'usage metering background failure'),
+    });
+    closers.push(() => usage.close());
+
+    const idempotency = openIdempotencyStore(dataDir, {
+      retentionMs: config.idempotencyTtl,
+      onSweepError: (error) => logger.error({ err: error }, 'idempotency sweep failed'),
+    });
+    closers.push(() => idempotency.close());
+
+    const pool = new WorkerPool({
+      size: config.workers,
+      jobTimeoutMs: config.jobTimeout,
+      limits: {
+        allowedFormats: new Set(config.inputFormats as InputFormat[]),
+        maxInputPixels: config.maxInputPixels,
+        maxFrames: config.maxFrames,
+        maxOutputDimension: config.maxOutputDimension,
+      },
+      onEvent: (event) => {
+        if (event.type === 'restart') metrics.workerRestarts.inc({ reason: event.reason });
+        logger.warn({ event }, 'worker event');
+      },
+    });
+    closers.push(() => pool.close());
+    await pool.start();
+
+    const blobs = new BlobStore(dataDir);
+    const completions = new Completions();
+    const throughput = new ThroughputMeter();
+    const admission = new Admission({
+      maxInflight: config.maxInflight,
+      queueHighWater: config.queueHighWater,
+      accountMaxJobs: config.accountMaxJobs,
+      throughput: () => throughput.perSecond(),
+    });
+    const tenancy = new TenancyGuard({
+      authenticate: createRequestAuthenticator({ edgeCache, lockout: new ProgressiveLockout() }),
+      globalRatePerSecond: config.globalRate,
+      globalBurst: config.globalBurst,
+      conversionsThisMonth: async (accountId, now) => (await usage.monthToDate(accountId, now)).conversions,
+    });
+    const refreshQueueView = async () => {
+      try {
+        admission.observeQueue(await queue.stats());
+      } catch {
+        // Keep the last known figures; readiness reports the queue's health.
+      }
+    };
+    await refreshQueueView();
+    const queueViewTimer = setInterval(refreshQueueView, 100);
+    queueViewTimer.unref();
+    closers.push(() => clearInterval(queueViewTimer));
+
+    const host: JobHost = {
+      fetchInput: (job, payload) => blobs.getInput(job.id, payload.input.location),
+      async deliverResult(job, payload, result) {
+        if (payload.mode === 'async')
+          await blobs.putResult(job.id, { bytes: result.output, contentType: result.contentType });
+        // Metered before the ack: a crash in between redelivers the job, and the meter
+        // deduplicates by job id, so the conversion is billed exactly once.
+        const { outcome } = result;
+        const finishedAt = Date.now();
+        await usage.record({
+          recordId: job.id,
+          accountId: payload.tenant.accountId,
+          keyId: payload.tenant.keyId,
+          tier: payload.tenant.tier,
+          bytesIn: outcome.bytesIn,
+          bytesOut: outcome.bytesOut,
+          pixelsIn: outcome.pixelsIn,
+          pixelsOut: outcome.pixelsOut,
+          cpuMicros: outcome.cpuMicros,
+          inputFormat: payload.input.format,
+          outputFormat: outcome.format,
+          startedAt: Math.round(finishedAt - outcome.conversionMs),
+          finishedAt,
+        });
+      },
+      settled(job, payload, { result, error }) {
+        throughput.record();
+        metrics.conversions.inc({ outcome: result ? 'succeeded' : 'failed' });
+        if (payload.mode === 'sync') {
+          if (result) completions.complete(job.id, result);
+          else completions.fail(job.id, error);
+        } else {
+          blobs
+            .deleteInput(job.id, 'disk')
+            .catch((cause) => logger.error({ err: cause, jobId: job.id }, 'input cleanup failed'));
+          logger.info(
+            {
+              jobId: job.id,
+              requestId: payload.requestId,
+              accountId: payload.tenant.accountId,
+              state: result ? 'succeeded' : 'failed',
+              code: error?.code,
+              attempt: job.attempt,
+            },
+            'job',
+          );
+        }
+      },
+    };
+
+    const dispatcher = new Dispatcher({
+      queue,
+      converter: pool,
+      host,
+      concurrency: config.workers,
+      jobTimeoutMs: config.jobTimeout,
+      consumerName: `embedded-${process.pid}`,
+      onError: (error) => logger.error({ err: error }, 'dispatcher error'),
+      events: {
+        claimed: (_job, queueWaitMs, payload) =>
+          metrics.queueWait.observe({ mode: payload.mode }, queueWaitMs / 1000),
+        converted: (_job, result) => {
+          metrics.conversionDuration.observe({ format: result.format }, result.wallMs / 1000);
+          metrics.conversionCpuSeconds.inc(
+            { format: result.format },
+            (result.cpuUserMicros + result.cpuSystemMicros) / 1e6,
+          );
+          metrics.bytesIn.inc(result.bytesIn);
+          metrics.bytesOut.inc(result.bytesOut);
+          metrics.workerBusySeconds.inc(result.wallMs / 1000);
+          metrics.workerRss.set({ worker: String(result.workerId) }, result.workerRss);
+        },
+        failed: (job, error, willRetry) => {
+          metrics.conversions.inc({ outcome: willRetry ? 'retried' : 'dead_lettered' });
+          logger.warn(
+            { jobId: job.id, attempt: job.attempt, code: error.code, detail: error.message, willRetry },
+            'job attempt failed',
+          );
+        },
+      },
+    });
+
+    const app = buildApiServer({
+      config,
+      queue,
+      blobs,
+      completions,
+      admission,
+      tenancy,
+      usage,
+      idempotency,
+      metrics,
+      logger,
+      workers: () => pool.stats(),
+    });
+    metrics.setCollectors({
+      queue: async () => {
+        const stats = await queue.stats();
+        return { depth: stats.depth, inflight: stats.inflight, deadLetters: stats.deadLetters };
+      },
+      workers: () => pool.stats(),
+      inflightRequests: () => admission.inflight,
+    });
+
+    dispatcher.start();
+    closers.push(() => dispatcher.stop());
+    const sweepTimer = setInterval(
+      () => {
+        blobs
+          .sweepResults(config.resultTtl)
+          .catch((error) => logger.error({ err: error }, 'result sweep failed'));
+      },
+      Math.min(60_000, config.resultTtl),
+    );
+    sweepTimer.unref();
+    closers.push(() => clearInterval(sweepTimer));
+
+    const adminApp = Fastify({ logger: false });
+    registerProblemHandlers(adminApp);
+    await registerAdminRoutes(adminApp, {
+      store: identityStore,
+      bus,
+      token: admin.token,
+      usage: {
+        accountUsage: (accountId, fromMs, toMs, granularity) =>
+          usage.usageFor(accountId, { fromMs, toMs, granularity }),
+      },
+    });
+    await adminApp.listen({ host: config.adminHost, port: config.adminPort });
+    closers.push(() => adminApp.close());
+
     await app.listen({ host: config.httpHost, port: config.httpPort });
+    const url = listenUrl(config.httpHost, app.server.address());
+    const adminUrl = listenUrl(config.adminHost, adminApp.server.address());
+    logger.info(
+      {
+        url,
+        adminUrl,
+        adminToken: admin.source === 'env' ? 'from PIXELFLEET_ADMIN_TOKEN' : admin.path,
+        workers: config.workers,
+        dataDir,
+      },
+      'pixelfleet listening',
+    );
+
+    let closing: Promise<void> | undefined;
+    const close = () => {
+      closing ??= (async () => {
+        logger.info({ inflight: admission.inflight }, 'shutting down: draining in-flight requests');
+        admission.beginShutdown();
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), config.shutdownTimeout);
+        });
+        // Connections that turn idle during the drain are closed at once, not at the deadline.
+        const idleSweep = setInterval(() => app.server.closeIdleConnections(), 50);
+        const drained = await Promise.race([app.close().then(() => 'drained' as const), deadline]);
+        clearTimeout(timer);
+        clearInterval(idleSweep);
+        if (drained === 'timeout') {
+          logger.warn(
+            { inflight: admission.inflight },
+            'shutdown deadline passed: closing remaining connections',
+          );
+          app.server.closeAllConnections();
+        }
+        // Then, in reverse start order: admin listener, timers, dispatcher, workers, usage,
+        // identity, queue.
+        await closeAll();
+        logger.info('shut down');
+      })();
+      return closing;
+    };
+
+    return {
+      url,
+      port: portOf(app.server.address()),
+      adminUrl,
+      adminToken: admin.token,
+      config,
+      logger,
+      close,
+    };
   } catch (error) {
-    await dispatcher.stop();
-    await pool.close();
-    await queue.close();
+    await closeAll();
     throw error;
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.httpPort;
-  const hostForUrl = config.httpHost.includes(':') ? `[${config.httpHost}]` : config.httpHost;
-  const url = `http://${hostForUrl}:${port}`;
-  logger.info({ url, workers: config.workers, dataDir }, 'pixelfleet listening');
+}
 
-  let closing: Promise<void> | undefined;
-  const close = () => {
-    closing ??= (async () => {
-      logger.info({ inflight: admission.inflight }, 'shutting down: draining in-flight requests');
-      admission.beginShutdown();
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), config.shutdownTimeout);
-      });
-      // Connections that turn idle during the drain are closed at once, not at the deadline.
-      const idleSweep = setInterval(() => app.server.closeIdleConnections(), 50);
-      const drained = await Promise.race([app.close().then(() => 'drained' as const), deadline]);
-      clearTimeout(timer);
-      clearInterval(idleSweep);
-      if (drained === 'timeout') {
-        logger.warn(
-          { inflight: admission.inflight },
-          'shutdown deadline passed: closing remaining connections',
-        );
-        app.server.closeAllConnections();
-      }
-      clearInterval(depthTimer);
-      clearInterval(sweepTimer);
-      await dispatcher.stop();
-      await pool.close();
-      await queue.close();
-      logger.info('shut down');
-    })();
-    return closing;
-  };
+function portOf(address: string | import('node:net').AddressInfo | null): number {
+  return typeof address === 'object' && address !== null ? address.port : 0;
+}
 
-  return { url, port, config, logger, close };
+function listenUrl(host: string, address: string | import('node:net').AddressInfo | null): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${portOf(address)}`;
 }

@@ -22,6 +22,8 @@ export interface ResizeJobPayload {
   options: ResizeOptions;
   requestId: string;
   traceparent: string;
+  /** Who pays: the metering record is written for this account and key. */
+  tenant: { accountId: string; keyId: string; tier: string };
 }
 
 export interface JobResult {

@@ -32,7 +32,7 @@ describe('api - bad input gets a clear problem+json and harms no one else', () =
     assert.equal(typeof problem.detail, 'string');
     assert.match(String(problem.type), new RegExp(code));
     // The next good request still succeeds.
-    const next = await resize(service.url, good, 'width=64');
+    const next = await resize(service, good, 'width=64');
     assert.equal(next.status, 200);
     await next.arrayBuffer();
     return problem;
@@ -47,13 +47,13 @@ describe('api - bad input gets a clear problem+json and harms no one else', () =
   }[] = [
     {
       name: 'a body over the cap',
-      send: () => resize(service.url, large, 'width=64'),
+      send: () => resize(service, large, 'width=64'),
       status: 413,
       code: 'PF_ERR_BODY_TOO_LARGE',
     },
     {
       name: 'text that is no image',
-      send: () => resize(service.url, Buffer.from('hello, I am not an image at all'), 'width=64'),
+      send: () => resize(service, Buffer.from('hello, I am not an image at all'), 'width=64'),
       status: 415,
       code: 'PF_ERR_UNSUPPORTED_FORMAT',
     },
@@ -61,7 +61,7 @@ describe('api - bad input gets a clear problem+json and harms no one else', () =
       name: 'SVG (off by default)',
       send: () =>
         resize(
-          service.url,
+          service,
           Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'),
           'width=64',
         ),
@@ -70,57 +70,58 @@ describe('api - bad input gets a clear problem+json and harms no one else', () =
     },
     {
       name: 'a decompression bomb',
-      send: () => resize(service.url, pngBomb(), 'width=64'),
+      send: () => resize(service, pngBomb(), 'width=64'),
       status: 422,
       code: 'PF_ERR_TOO_MANY_PIXELS',
     },
     {
       name: 'a truncated JPEG',
-      send: () => resize(service.url, good.subarray(0, Math.floor(good.length / 2)), 'width=64'),
+      send: () => resize(service, good.subarray(0, Math.floor(good.length / 2)), 'width=64'),
       status: 422,
       code: 'PF_ERR_CORRUPT_IMAGE',
     },
     {
       name: 'an unknown option',
-      send: () => resize(service.url, good, 'width=64&colour=blue'),
+      send: () => resize(service, good, 'width=64&colour=blue'),
       status: 400,
       code: 'PF_ERR_UNKNOWN_OPTION',
       option: 'colour',
     },
     {
       name: 'a malformed option',
-      send: () => resize(service.url, good, 'width=abc'),
+      send: () => resize(service, good, 'width=abc'),
       status: 400,
       code: 'PF_ERR_INVALID_OPTION',
       option: 'width',
     },
     {
       name: 'contradictory options',
-      send: () => resize(service.url, good, 'width=64&format=jpeg&lossless=true'),
+      send: () => resize(service, good, 'width=64&format=jpeg&lossless=true'),
       status: 400,
       code: 'PF_ERR_CONFLICTING_OPTIONS',
     },
     {
       name: 'an output above the dimension cap',
-      send: () => resize(service.url, good, 'width=100000'),
+      send: () => resize(service, good, 'width=100000'),
       status: 400,
       code: 'PF_ERR_OUTPUT_TOO_LARGE',
     },
     {
       name: 'an empty body',
-      send: () => resize(service.url, new Uint8Array(0), 'width=64'),
+      send: () => resize(service, new Uint8Array(0), 'width=64'),
       status: 400,
       code: 'PF_ERR_EMPTY_BODY',
     },
     {
       name: 'an unknown route',
-      send: () => fetch(`${service.url}/v1/nothing`),
+      send: () => fetch(`${service.url}/v1/nothing`, { headers: service.auth }),
       status: 404,
       code: 'PF_ERR_NOT_FOUND',
     },
     {
       name: 'an unknown job',
-      send: () => fetch(`${service.url}/v1/jobs/0b7a1e0c-0000-4000-8000-000000000000`),
+      send: () =>
+        fetch(`${service.url}/v1/jobs/0b7a1e0c-0000-4000-8000-000000000000`, { headers: service.auth }),
       status: 404,
       code: 'PF_ERR_JOB_NOT_FOUND',
     },

@@ -38,7 +38,7 @@ describe('worker - crashes and stalls', () => {
     const service = await start(['--workers', '1']);
     const [before] = service.workerPids();
     assert.ok(before, 'one worker process');
-    const pending = resize(service.url, slowImage, 'width=2000&blur=40&format=png');
+    const pending = resize(service, slowImage, 'width=2000&blur=40&format=png');
     await waitFor(async () => ((await busyWorkers(service.url)) === 1 ? true : undefined), 20_000, 10);
     process.kill(before, 'SIGKILL');
     const response = await pending;
@@ -53,11 +53,11 @@ describe('worker - crashes and stalls', () => {
 
   test('worker - a conversion past the watchdog is killed, retried, then dead-lettered; others are served', async () => {
     const service = await start(['--workers', '1', '--job-timeout', '300ms', '--max-attempts', '2']);
-    const poison = await resize(service.url, slowImage, 'width=2500&blur=300&format=png');
+    const poison = await resize(service, slowImage, 'width=2500&blur=300&format=png');
     const problem = (await poison.json()) as { code: string };
     assert.equal(poison.status, 422);
     assert.equal(problem.code, 'PF_ERR_POISON_INPUT');
-    const good = await resize(service.url, quickImage, 'width=64');
+    const good = await resize(service, quickImage, 'width=64');
     assert.equal(good.status, 200);
     await good.arrayBuffer();
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
@@ -77,6 +77,7 @@ describe('queue - kill -9 of the whole service loses no accepted async job', () 
         const response = await fetch(`${first.url}/v1/jobs?width=1200&blur=5&format=webp`, {
           method: 'POST',
           body: slowImage,
+          headers: first.auth,
         });
         assert.equal(response.status, 202);
         assert.match(response.headers.get('location') ?? '', /^\/v1\/jobs\//);
@@ -84,19 +85,21 @@ describe('queue - kill -9 of the whole service loses no accepted async job', () 
       }
       first.kill('SIGKILL');
       await first.exited;
-      const second = await startProcess(argv);
+      const second = await startProcess(argv, { apiKey: first.apiKey });
       try {
         for (const id of ids) {
           const job = await waitFor(
             async () => {
-              const state = (await (await fetch(`${second.url}/v1/jobs/${id}`)).json()) as { state: string };
+              const state = (await (
+                await fetch(`${second.url}/v1/jobs/${id}`, { headers: second.auth })
+              ).json()) as { state: string };
               return state.state === 'succeeded' || state.state === 'failed' ? state : undefined;
             },
             60_000,
             100,
           );
           assert.equal(job.state, 'succeeded', JSON.stringify(job));
-          const result = await fetch(`${second.url}/v1/jobs/${id}/result`);
+          const result = await fetch(`${second.url}/v1/jobs/${id}/result`, { headers: second.auth });
           assert.equal(result.status, 200);
           assert.equal(result.headers.get('content-type'), 'image/webp');
           await result.arrayBuffer();

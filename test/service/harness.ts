@@ -32,12 +32,63 @@ export function temporaryDirectory(prefix = 'pixelfleet-test-'): { path: string;
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-export async function startInProcess(argv: string[] = []): Promise<EmbeddedService & { dataDir: string }> {
+/** What a test needs to call the API as a customer. */
+export interface ApiTarget {
+  url: string;
+  apiKey: string;
+  /** `Authorization: Bearer <apiKey>`. */
+  auth: Record<string, string>;
+}
+
+export const testAdminToken = 'pixelfleet-test-admin-token-0123456789';
+
+async function adminCall(adminUrl: string, path: string, body: unknown): Promise<Record<string, unknown>> {
+  const response = await fetch(`${adminUrl}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${testAdminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`admin ${path}: ${response.status} ${text}`);
+  return JSON.parse(text);
+}
+
+/** Creates an account on `tier` and issues it a key with every customer scope. */
+export async function issueTestKey(
+  adminUrl: string,
+  options: { tier?: string; name?: string; scopes?: string[] } = {},
+): Promise<{ accountId: string; apiKey: string }> {
+  const created = (await adminCall(adminUrl, '/admin/accounts', {
+    name: options.name ?? 'test tenant',
+    tier: options.tier ?? 'enterprise',
+  })) as { account: { id: string } };
+  const issued = (await adminCall(adminUrl, `/admin/accounts/${created.account.id}/keys`, {
+    scopes: options.scopes ?? ['images:write', 'jobs:read', 'usage:read'],
+  })) as { apiKey: string };
+  return { accountId: created.account.id, apiKey: issued.apiKey };
+}
+
+export function target(url: string, apiKey: string): ApiTarget {
+  return { url, apiKey, auth: { authorization: `Bearer ${apiKey}` } };
+}
+
+export async function startInProcess(
+  argv: string[] = [],
+): Promise<EmbeddedService & ApiTarget & { dataDir: string; accountId: string }> {
   const dir = temporaryDirectory();
-  const config = loadConfig({ argv: ['--http-port', '0', '--data-dir', dir.path, ...argv], env: {} });
-  const service = await startEmbeddedService(config, { logger: createLogger({ level: 'silent' }) });
+  const config = loadConfig({
+    argv: ['--http-port', '0', '--admin-port', '0', '--data-dir', dir.path, ...argv],
+    env: {},
+  });
+  const service = await startEmbeddedService(config, {
+    logger: createLogger({ level: 'silent' }),
+    env: { PIXELFLEET_ADMIN_TOKEN: testAdminToken },
+  });
+  const { accountId, apiKey } = await issueTestKey(service.adminUrl);
   return {
     ...service,
+    ...target(service.url, apiKey),
+    accountId,
     dataDir: dir.path,
     close: async () => {
       await service.close();
@@ -46,8 +97,8 @@ export async function startInProcess(argv: string[] = []): Promise<EmbeddedServi
   };
 }
 
-export interface ServiceProcess {
-  url: string;
+export interface ServiceProcess extends ApiTarget {
+  adminUrl: string;
   child: ChildProcess;
   /** Every JSON log line so far. */
   logs: Record<string, unknown>[];
@@ -57,13 +108,23 @@ export interface ServiceProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
+/**
+ * Runs `pixelfleet start` as a child process. Issues a fresh key unless `apiKey` is given (a
+ * restart on the same data directory keeps the accounts and keys of the previous run).
+ */
 export async function startProcess(
   argv: string[],
-  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; apiKey?: string } = {},
 ): Promise<ServiceProcess> {
-  const child = spawn(nodeBinary, [join(repoRoot, 'src/cli/main.ts'), 'start', '--http-port', '0', ...argv], {
+  const argsWithPorts = ['start', '--http-port', '0', '--admin-port', '0', ...argv];
+  const child = spawn(nodeBinary, [join(repoRoot, 'src/cli/main.ts'), ...argsWithPorts], {
     cwd: repoRoot,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...options.env },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PIXELFLEET_ADMIN_TOKEN: testAdminToken,
+      ...options.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
@@ -74,7 +135,7 @@ export async function startProcess(
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  const url = await new Promise<string>((resolve, reject) => {
+  const listening = await new Promise<{ url: string; adminUrl: string }>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`service did not start in time; stderr: ${stderr}`)),
       options.timeoutMs ?? 30_000,
@@ -89,7 +150,7 @@ export async function startProcess(
       logs.push(entry);
       if (entry.msg === 'pixelfleet listening') {
         clearTimeout(timer);
-        resolve(entry.url as string);
+        resolve({ url: entry.url as string, adminUrl: entry.adminUrl as string });
       }
     });
     exited.then(({ code }) => {
@@ -97,8 +158,10 @@ export async function startProcess(
       reject(new Error(`service exited with ${code} before listening; stderr: ${stderr}`));
     });
   });
+  const apiKey = options.apiKey ?? (await issueTestKey(listening.adminUrl)).apiKey;
   return {
-    url,
+    ...target(listening.url, apiKey),
+    adminUrl: listening.adminUrl,
     child,
     logs,
     exited,
@@ -140,14 +203,14 @@ export async function waitFor<T>(
 }
 
 export async function resize(
-  base: string,
+  to: ApiTarget,
   image: Uint8Array,
   query = '',
   headers: Record<string, string> = {},
 ): Promise<Response> {
-  return fetch(`${base}/v1/resize${query ? `?${query}` : ''}`, {
+  return fetch(`${to.url}/v1/resize${query ? `?${query}` : ''}`, {
     method: 'POST',
     body: image,
-    headers: { 'content-type': 'application/octet-stream', ...headers },
+    headers: { 'content-type': 'application/octet-stream', ...to.auth, ...headers },
   });
 }

@@ -17,7 +17,7 @@ describe('api - overload', () => {
       const results = await Promise.all(
         Array.from({ length: 60 }, async () => {
           const t0 = performance.now();
-          const response = await resize(service.url, image, 'width=320');
+          const response = await resize(service, image, 'width=320');
           const body = await response.arrayBuffer();
           return {
             status: response.status,
@@ -47,7 +47,7 @@ describe('api - overload', () => {
       assert.ok(p99 < 10_000, `admitted p99 ${p99.toFixed(0)} ms is bounded`);
       assert.ok(Date.now() - started < 30_000);
       // Still healthy and serving afterwards.
-      const after = await resize(service.url, image, 'width=64');
+      const after = await resize(service, image, 'width=64');
       assert.equal(after.status, 200);
       await after.arrayBuffer();
       const metrics = await (await fetch(`${service.url}/metrics`)).text();
@@ -63,9 +63,10 @@ describe('api - overload', () => {
       const statuses: number[] = [];
       let problem: { code?: string } = {};
       for (let i = 0; i < 15; i++) {
-        const response = await fetch(`${service.url}/v1/jobs?width=1500&blur=20`, {
+        const response = await fetch(`${service.url}/v1/jobs?width=2500&blur=60&format=png`, {
           method: 'POST',
           body: image,
+          headers: service.auth,
         });
         statuses.push(response.status);
         const body = (await response.json()) as { code?: string };

@@ -19,7 +19,7 @@ describe('api - POST /v1/resize', () => {
   });
 
   async function convert(image: Uint8Array, query: string, headers: Record<string, string> = {}) {
-    const response = await resize(service.url, image, query, headers);
+    const response = await resize(service, image, query, headers);
     const body = Buffer.from(await response.arrayBuffer());
     assert.equal(response.status, 200, `${query}: ${body.toString().slice(0, 300)}`);
     return { response, body, meta: await sharp(body, { animated: true }).metadata() };
@@ -134,7 +134,7 @@ describe('api - POST /v1/resize', () => {
 
   test('api - traceparent is continued and health endpoints answer', async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
-    const response = await resize(service.url, astronaut, 'width=50', {
+    const response = await resize(service, astronaut, 'width=50', {
       traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
     });
     assert.equal(response.status, 200);

@@ -11,7 +11,7 @@ describe('service - graceful shutdown', () => {
       // Bodies are read as soon as they arrive: Node's bundled undici asserts when a server closes
       // a connection whose response body the caller has not started reading yet.
       const inflight = Array.from({ length: 4 }, () =>
-        resize(service.url, image, 'width=1600&blur=3').then(async (response) => ({
+        resize(service, image, 'width=1600&blur=3').then(async (response) => ({
           status: response.status,
           bytes: (await response.arrayBuffer()).byteLength,
         })),
@@ -19,7 +19,7 @@ describe('service - graceful shutdown', () => {
       await new Promise((resolve) => setTimeout(resolve, 300));
       service.kill('SIGTERM');
       await new Promise((resolve) => setTimeout(resolve, 100));
-      const late = await resize(service.url, image, 'width=64').then(
+      const late = await resize(service, image, 'width=64').then(
         (response) => response.status,
         () => 'refused',
       );

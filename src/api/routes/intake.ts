@@ -3,8 +3,9 @@
  * presence, format sniffing and header dimensions (no decoding). Nothing is enqueued and no
  * bytes are kept unless all of it passes.
  */
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PixelfleetError } from '../../errors/index.ts';
+import { requireScope } from '../../identity/index.ts';
 import { formatTraceparent } from '../../observability/index.ts';
 import type { ResizeJobPayload } from '../../worker/dispatcher.ts';
 import {
@@ -14,6 +15,26 @@ import {
   type ResizeOptions,
 } from '../../worker/index.ts';
 import type { ApiDependencies } from '../context.ts';
+
+/**
+ * Route-level gate for conversions, run before the body is read: the key needs
+ * `images:write`; the tier's input size, quota and per-key concurrency apply; and the account's
+ * queued plus running jobs stay under the bulkhead.
+ */
+export function conversionGate(deps: ApiDependencies) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const { principal } = request;
+    requireScope(principal, 'images:write');
+    deps.admission.checkAccount(principal.accountId);
+    const length = request.headers['content-length'];
+    const release = await deps.tenancy.beginConversion(
+      principal,
+      request.ip,
+      length === undefined ? undefined : Number(length),
+    );
+    reply.raw.once('close', release);
+  };
+}
 
 export interface Intake {
   body: Buffer;
@@ -37,7 +58,8 @@ export function intake(request: FastifyRequest, deps: ApiDependencies, mode: 'sy
   request.facts.bytesIn = body.length;
   const input = inspectInput(body, {
     allowedFormats: new Set(config.inputFormats as InputFormat[]),
-    maxInputPixels: config.maxInputPixels,
+    // The tier may be stricter than the server, never looser.
+    maxInputPixels: Math.min(config.maxInputPixels, request.principal.tier.maxInputPixels),
   });
   return {
     body,
@@ -55,6 +77,11 @@ export function intake(request: FastifyRequest, deps: ApiDependencies, mode: 'sy
       options,
       requestId: request.id,
       traceparent: formatTraceparent(request.facts.trace),
+      tenant: {
+        accountId: request.principal.accountId,
+        keyId: request.principal.keyId,
+        tier: request.principal.tier.name,
+      },
     },
   };
 }

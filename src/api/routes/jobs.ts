@@ -7,13 +7,14 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { PixelfleetError, toProblem } from '../../errors/index.ts';
+import { requireScope } from '../../identity/index.ts';
 import type { JobRecord } from '../../queue/types.ts';
 import { decodeFailure, type ResizeJobPayload, type ResizeOutcome } from '../../worker/dispatcher.ts';
 import type { ApiDependencies } from '../context.ts';
-import { intake } from './intake.ts';
-import { setResultHeaders } from './resize.ts';
+import { respondIdempotently } from './idempotent.ts';
+import { conversionGate, intake } from './intake.ts';
+import { resultHeaders } from './resize.ts';
 
-const anonymousAccount = 'anonymous';
 const publicStates: Record<JobRecord['state'], string> = {
   queued: 'queued',
   running: 'running',
@@ -63,9 +64,11 @@ function describeJob(record: JobRecord, resultTtlMs: number): Record<string, unk
 export function registerJobRoutes(app: FastifyInstance, deps: ApiDependencies): void {
   const { config, queue, blobs, admission } = deps;
 
-  async function findAsyncJob(id: string): Promise<JobRecord> {
+  /** The caller's own async job; another account's job reads as unknown, never as forbidden. */
+  async function findAsyncJob(id: string, accountId: string): Promise<JobRecord> {
     const record = /^[A-Za-z0-9_-]{1,128}$/.test(id) ? await queue.get(id) : undefined;
-    if (!record || (record.payload as unknown as ResizeJobPayload).mode !== 'async') {
+    const payload = record?.payload as unknown as ResizeJobPayload | undefined;
+    if (!record || payload?.mode !== 'async' || record.account !== accountId) {
       throw new PixelfleetError(
         'PF_ERR_JOB_NOT_FOUND',
         `no job ${id} (jobs are forgotten some time after they finish)`,
@@ -74,32 +77,39 @@ export function registerJobRoutes(app: FastifyInstance, deps: ApiDependencies): 
     return record;
   }
 
-  app.post('/v1/jobs', async (request, reply) => {
+  app.post('/v1/jobs', { onRequest: conversionGate(deps) }, async (request, reply) => {
     const { body, payload } = intake(request, deps, 'async');
-    admission.checkQueue();
-    const id = randomUUID();
-    request.facts.jobId = id;
-    await blobs.putInput(id, body, 'disk');
-    try {
-      await queue.enqueue({ id, account: anonymousAccount, payload: payload as never });
-      admission.noteEnqueued();
-    } catch (error) {
-      await blobs.deleteInput(id, 'disk');
-      throw error;
-    }
-    const location = `/v1/jobs/${id}`;
-    return reply
-      .code(202)
-      .header('location', location)
-      .send({ id, state: 'queued', links: { self: location, result: `${location}/result` } });
+    return respondIdempotently(request, reply, deps, body, async () => {
+      admission.checkQueue();
+      const id = randomUUID();
+      request.facts.jobId = id;
+      await blobs.putInput(id, body, 'disk');
+      try {
+        await queue.enqueue({ id, account: request.principal.accountId, payload: payload as never });
+        admission.noteEnqueued(request.principal.accountId);
+      } catch (error) {
+        await blobs.deleteInput(id, 'disk');
+        throw error;
+      }
+      const location = `/v1/jobs/${id}`;
+      const document = { id, state: 'queued', links: { self: location, result: `${location}/result` } };
+      return {
+        status: 202,
+        headers: { location, 'content-type': 'application/json; charset=utf-8' },
+        body: Buffer.from(JSON.stringify(document)),
+        store: true,
+      };
+    });
   });
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => {
-    return describeJob(await findAsyncJob(request.params.id), config.resultTtl);
+    requireScope(request.principal, 'jobs:read');
+    return describeJob(await findAsyncJob(request.params.id, request.principal.accountId), config.resultTtl);
   });
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id/result', async (request, reply) => {
-    const record = await findAsyncJob(request.params.id);
+    requireScope(request.principal, 'jobs:read');
+    const record = await findAsyncJob(request.params.id, request.principal.accountId);
     if (record.state === 'queued' || record.state === 'running') {
       throw new PixelfleetError(
         'PF_ERR_JOB_NOT_FINISHED',
@@ -120,14 +130,13 @@ export function registerJobRoutes(app: FastifyInstance, deps: ApiDependencies): 
     if (!stored || (record.finishedAt !== undefined && Date.now() - record.finishedAt > config.resultTtl)) {
       throw new PixelfleetError('PF_ERR_RESULT_EXPIRED', `the result of job ${record.id} expired`);
     }
-    setResultHeaders(
-      reply,
+    const headers = resultHeaders(
       { output: stored.bytes, contentType: stored.contentType, outcome },
       config.cacheControl,
       false,
     );
-    const etag = reply.getHeader('etag');
-    if (etag !== undefined && request.headers['if-none-match'] === etag) return reply.code(304).send();
+    reply.headers(headers);
+    if (request.headers['if-none-match'] === headers.etag) return reply.code(304).send();
     request.facts.bytesOut = stored.bytes.length;
     return reply.send(stored.bytes);
   });

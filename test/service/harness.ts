@@ -42,30 +42,65 @@ export interface ApiTarget {
 
 export const testAdminToken = 'pixelfleet-test-admin-token-0123456789';
 
-async function adminCall(adminUrl: string, path: string, body: unknown): Promise<Record<string, unknown>> {
+/** Calls the admin API with the test admin token; throws on a non-2xx answer. */
+export async function adminCall(
+  adminUrl: string,
+  path: string,
+  body?: unknown,
+  method = body === undefined ? 'GET' : 'POST',
+): Promise<Record<string, unknown>> {
   const response = await fetch(`${adminUrl}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${testAdminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
+    method,
+    headers: {
+      authorization: `Bearer ${testAdminToken}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await response.text();
   if (!response.ok) throw new Error(`admin ${path}: ${response.status} ${text}`);
   return JSON.parse(text);
 }
 
+/** Creates (or replaces) a tier with every limit given: defaults generous, override what a test needs. */
+export async function defineTier(
+  adminUrl: string,
+  name: string,
+  limits: Record<string, unknown>,
+): Promise<void> {
+  await adminCall(
+    adminUrl,
+    `/admin/tiers/${name}`,
+    {
+      enabled: true,
+      ratePerSecond: 1000,
+      burst: 1000,
+      concurrentJobs: 64,
+      maxInputBytes: 1024 * 1024,
+      maxInputPixels: 50_000_000,
+      monthlyConversions: null,
+      priceMicroUsdPerCpuSecond: 100,
+      priceMicroUsdPerGigabyteIn: 10_000,
+      priceMicroUsdPerGigabyteOut: 20_000,
+      ...limits,
+    },
+    'PUT',
+  );
+}
+
 /** Creates an account on `tier` and issues it a key with every customer scope. */
 export async function issueTestKey(
   adminUrl: string,
   options: { tier?: string; name?: string; scopes?: string[] } = {},
-): Promise<{ accountId: string; apiKey: string }> {
+): Promise<{ accountId: string; apiKey: string; keyId: string }> {
   const created = (await adminCall(adminUrl, '/admin/accounts', {
     name: options.name ?? 'test tenant',
     tier: options.tier ?? 'enterprise',
   })) as { account: { id: string } };
   const issued = (await adminCall(adminUrl, `/admin/accounts/${created.account.id}/keys`, {
     scopes: options.scopes ?? ['images:write', 'jobs:read', 'usage:read'],
-  })) as { apiKey: string };
-  return { accountId: created.account.id, apiKey: issued.apiKey };
+  })) as { apiKey: string; key: { id: string } };
+  return { accountId: created.account.id, apiKey: issued.apiKey, keyId: issued.key.id };
 }
 
 export function target(url: string, apiKey: string): ApiTarget {

@@ -1,0 +1,443 @@
+/**
+ * RaftQueue: the `JobQueue` served by one node of a Raft group. On the leader, every state
+ * change (enqueue, claim, ack, nack, extend, lease expiry) becomes a command in the replicated
+ * log; it takes effect, and the caller gets its answer, only once a majority has fsynced it and
+ * the leader has applied it. On a follower, writes fail with PF_ERR_NOT_LEADER (carrying the
+ * leader's id and client address for a redirect) and reads are still linearizable (ReadIndex
+ * through the leader).
+ *
+ * - Time enters the log through the leader: it stamps each batch of commands with its clock, and
+ *   it alone proposes `tick` commands, only when the state says something is due (a lease or
+ *   backoff ends, a deadline or retention window passes).
+ * - Throughput: commands arriving in the same event-loop turn share one log entry (and so one
+ *   fsync per node, one append message per follower).
+ * - Idempotent enqueue: the state machine deduplicates ids, so a client that retries with the
+ *   same id after a failover never creates a second job.
+ * - Long-poll claims wait on the leader and are woken when the applied state has claimable jobs.
+ */
+
+import type { ErrorCode } from '../../errors/index.ts';
+import { PixelfleetError } from '../../errors/index.ts';
+import type { ClaimApplied, CommandResult, QueueCommand, TickApplied } from '../commands.ts';
+import type { QueueLogger } from '../embedded/index.ts';
+import { rejectionError } from '../state-machine.ts';
+import type {
+  ClaimedJob,
+  ClaimRequest,
+  EnqueueRequest,
+  EnqueueResult,
+  JobOutcome,
+  JobQueue,
+  JobRecord,
+  NackOptions,
+  QueueStats,
+} from '../types.ts';
+import {
+  checkDuration,
+  validateClaim,
+  validateEnqueue,
+  validateFenced,
+  validateNack,
+  validateOutcome,
+} from '../validate.ts';
+import { ClaimWaiters } from './claim-waiters.ts';
+import type { RaftHost } from './node.ts';
+import {
+  type AppliedResult,
+  encodeCommandBatch,
+  isCommandFailure,
+  type QueueApplication,
+  type UnstampedCommand,
+} from './queue-application.ts';
+
+/** Jobs are small descriptors; a command this large is a caller bug (image bytes in a payload). */
+const MAX_COMMAND_BYTES = 1024 * 1024;
+/** Bounds of one log entry's batch. */
+const MAX_BATCH_BYTES = 1024 * 1024;
+const MAX_BATCH_COMMANDS = 4096;
+/** The tick timer never sleeps longer than this, so retention keeps up after clock jumps. */
+const MAX_TIMER_DELAY_MS = 60_000;
+/** Forgetting old jobs is not urgent: batch it instead of ticking once per finished job. */
+const RETENTION_SLACK_MS = 1_000;
+
+interface PendingCommand {
+  encoded: string;
+  resolve(result: AppliedResult): void;
+  reject(error: unknown): void;
+}
+
+export interface RaftQueueOptions {
+  host: RaftHost;
+  application: QueueApplication;
+  /** The queue defaults the leader writes to the log (configure command). */
+  maxAttempts: number;
+  retentionMs: number;
+  logger?: QueueLogger;
+  /** Time source for the commands the leader stamps (epoch ms). */
+  clock?: { now(): number };
+  /** Runs when the queue is closed (the node facade closes the node with it). */
+  onClose?: () => Promise<void>;
+}
+
+const silentLogger: QueueLogger = { info() {}, warn() {}, error() {} };
+
+export class RaftQueue implements JobQueue {
+  readonly #host: RaftHost;
+  readonly #application: QueueApplication;
+  readonly #config: { maxAttempts: number; retentionMs: number };
+  readonly #logger: QueueLogger;
+  readonly #clock: { now(): number };
+  readonly #waiters = new ClaimWaiters();
+  readonly #unsubscribe: () => void;
+  readonly #onClose: (() => Promise<void>) | undefined;
+  #pending: PendingCommand[] = [];
+  #pendingBytes = 0;
+  #flushScheduled = false;
+  #claimsInFlight = 0;
+  #tickInFlight = false;
+  #tickTimer: NodeJS.Timeout | undefined;
+  #tickDueAt = Number.POSITIVE_INFINITY;
+  /** Term in which this node, as leader, last caught up (configure written, timers armed). */
+  #readyTerm = 0;
+  #lastAt = 0;
+  #closed = false;
+
+  constructor(options: RaftQueueOptions) {
+    this.#host = options.host;
+    this.#application = options.application;
+    this.#config = { maxAttempts: options.maxAttempts, retentionMs: options.retentionMs };
+    this.#logger = options.logger ?? silentLogger;
+    this.#clock = options.clock ?? Date;
+    this.#onClose = options.onClose;
+    this.#unsubscribe = this.#host.subscribe({
+      roleChanged: () => this.#leadershipChanged(),
+      applied: () => this.#stateAdvanced(),
+      failed: (error) =>
+        this.#waiters.rejectAll(
+          new PixelfleetError('PF_ERR_QUEUE_UNAVAILABLE', 'the queue node lost its disk', { cause: error }),
+        ),
+    });
+    this.#leadershipChanged();
+  }
+
+  async enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
+    validateEnqueue(request);
+    const result = await this.#submit({
+      type: 'enqueue',
+      id: request.id,
+      account: request.account,
+      payload: request.payload,
+      ...(request.maxAttempts === undefined ? {} : { maxAttempts: request.maxAttempts }),
+      ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
+      ...(request.retentionMs === undefined ? {} : { retentionMs: request.retentionMs }),
+    });
+    return { id: result.id, duplicate: result.duplicate, state: result.state };
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedJob | undefined> {
+    validateClaim(request);
+    this.#assertWritable();
+    request.signal?.throwIfAborted();
+    const waitMs = request.waitMs ?? 0;
+    const until = this.#clock.now() + waitMs;
+    if (this.#worthClaiming()) {
+      const job = await this.#proposeClaim(request.consumer, request.leaseMs);
+      if (job !== undefined || waitMs === 0) return job;
+      request.signal?.throwIfAborted();
+    } else if (waitMs === 0) {
+      return undefined;
+    }
+    const remaining = until - this.#clock.now();
+    if (remaining <= 0) return undefined;
+    const { promise } = this.#waiters.wait({
+      consumer: request.consumer,
+      leaseMs: request.leaseMs,
+      waitMs: remaining,
+      ...(request.signal ? { signal: request.signal } : {}),
+    });
+    this.#serveWaiters();
+    return promise;
+  }
+
+  async ack(id: string, leaseId: string, outcome?: JobOutcome): Promise<void> {
+    validateFenced(id, leaseId);
+    validateOutcome(outcome);
+    const result = await this.#submit({
+      type: 'ack',
+      id,
+      leaseId,
+      ...(outcome === undefined ? {} : { outcome }),
+    });
+    if (result.rejection) throw rejectionError(result.rejection);
+  }
+
+  async nack(id: string, leaseId: string, options: NackOptions): Promise<void> {
+    validateFenced(id, leaseId);
+    validateNack(options);
+    const result = await this.#submit({
+      type: 'nack',
+      id,
+      leaseId,
+      reason: options.reason,
+      retry: options.retry,
+      ...(options.delayMs === undefined ? {} : { delayMs: options.delayMs }),
+    });
+    if (result.rejection) throw rejectionError(result.rejection);
+  }
+
+  async extend(id: string, leaseId: string, leaseMs: number): Promise<{ leaseExpiresAt: number }> {
+    validateFenced(id, leaseId);
+    checkDuration('leaseMs', leaseMs, false);
+    const result = await this.#submit({ type: 'extend', id, leaseId, leaseMs });
+    if (result.rejection) throw rejectionError(result.rejection);
+    return { leaseExpiresAt: result.leaseExpiresAt as number };
+  }
+
+  async get(id: string): Promise<JobRecord | undefined> {
+    await this.#linearizable();
+    return this.#application.machine.get(id);
+  }
+
+  async deadLetters(limit?: number): Promise<JobRecord[]> {
+    if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
+      throw new RangeError(`limit must be an integer >= 0: got ${limit}`);
+    }
+    await this.#linearizable();
+    return this.#application.machine.deadLetters(limit);
+  }
+
+  async stats(): Promise<QueueStats> {
+    await this.#linearizable();
+    return this.#application.machine.stats();
+  }
+
+  /** True when this node can take writes now: it is open, healthy and the leader. */
+  writable(): boolean {
+    return !this.#closed && this.#host.isLeader;
+  }
+
+  /** Stops serving (and closes the node when the queue was opened with it). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe();
+    clearTimeout(this.#tickTimer);
+    const closed = new PixelfleetError('PF_ERR_QUEUE_CLOSED', 'the queue is closed');
+    this.#waiters.rejectAll(closed);
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const command of pending) command.reject(closed);
+    await this.#onClose?.();
+  }
+
+  // ---- internals ----
+
+  #assertOpen(): void {
+    if (this.#closed) throw new PixelfleetError('PF_ERR_QUEUE_CLOSED', 'the queue is closed');
+  }
+
+  #assertWritable(): void {
+    this.#assertOpen();
+    if (!this.#host.healthy) {
+      throw new PixelfleetError('PF_ERR_QUEUE_UNAVAILABLE', 'the queue node is not running');
+    }
+    if (!this.#host.isLeader) throw this.#host.notLeaderError();
+  }
+
+  async #linearizable(): Promise<void> {
+    this.#assertOpen();
+    await this.#host.read();
+    this.#assertOpen();
+  }
+
+  /**
+   * Queues a command for the next log entry. Resolves with the state machine's result once the
+   * entry is committed and applied on this (leader) node.
+   */
+  #submit<C extends UnstampedCommand>(command: C): Promise<CommandResult<C & QueueCommand>> {
+    try {
+      this.#assertWritable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const encoded = JSON.stringify(command);
+    if (encoded.length > MAX_COMMAND_BYTES) {
+      return Promise.reject(
+        new RangeError(
+          `${command.type} command is ${encoded.length} bytes; the limit is ${MAX_COMMAND_BYTES} (payloads describe where the input is, they do not carry it)`,
+        ),
+      );
+    }
+    return new Promise<AppliedResult>((resolve, reject) => {
+      this.#pending.push({ encoded, resolve, reject });
+      this.#pendingBytes += encoded.length;
+      if (this.#pending.length >= MAX_BATCH_COMMANDS || this.#pendingBytes >= MAX_BATCH_BYTES) {
+        this.#flush();
+      } else if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        // Everything that arrives in this event-loop turn (a burst of client frames) rides along.
+        setImmediate(() => this.#flush());
+      }
+    }).then((result) => {
+      if (isCommandFailure(result)) {
+        const code = result.failure.code.startsWith('PF_ERR_')
+          ? (result.failure.code as ErrorCode)
+          : 'PF_ERR_INTERNAL';
+        throw new PixelfleetError(code, result.failure.message);
+      }
+      return result as CommandResult<C & QueueCommand>;
+    });
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (batch.length === 0) return;
+    let data: Uint8Array;
+    try {
+      this.#assertWritable();
+      data = encodeCommandBatch(
+        this.#stamp(),
+        batch.map((command) => command.encoded),
+      );
+    } catch (error) {
+      for (const command of batch) command.reject(error);
+      return;
+    }
+    this.#host.propose(data).then(
+      (results) => {
+        const applied = results as AppliedResult[];
+        for (const [position, command] of batch.entries()) command.resolve(applied[position]!);
+      },
+      (error) => {
+        for (const command of batch) command.reject(error);
+      },
+    );
+  }
+
+  /** The leader's clock, never behind a time it or an earlier leader already put in the log. */
+  #stamp(): number {
+    this.#lastAt = Math.max(this.#lastAt, this.#clock.now(), this.#application.lastAt);
+    return this.#lastAt;
+  }
+
+  /** Whether a claim now could find a job (otherwise answer or wait without touching the log). */
+  #worthClaiming(): boolean {
+    // Until this leader has applied its own term's first entry its state may be stale: ask the log.
+    if (!this.#host.leaderCaughtUp) return true;
+    const machine = this.#application.machine;
+    const dueAt = machine.nextDueAt();
+    if (dueAt !== undefined && dueAt <= this.#clock.now()) {
+      // A claim promotes delayed jobs itself; lease expiry needs a tick.
+      this.#tickNow();
+      return true;
+    }
+    return machine.claimable > this.#claimsInFlight;
+  }
+
+  async #proposeClaim(consumer: string, leaseMs: number): Promise<ClaimedJob | undefined> {
+    this.#claimsInFlight++;
+    try {
+      const result: ClaimApplied = await this.#submit({ type: 'claim', consumer, leaseMs });
+      return result.job;
+    } finally {
+      this.#claimsInFlight--;
+    }
+  }
+
+  #serveWaiters(): void {
+    if (this.#closed || !this.#host.leaderCaughtUp) return;
+    const machine = this.#application.machine;
+    while (this.#waiters.idleCount > 0 && machine.claimable > this.#claimsInFlight) {
+      const waiter = this.#waiters.takeFirst()!;
+      this.#proposeClaim(waiter.consumer, waiter.leaseMs).then(
+        (job) => {
+          const { orphaned } = this.#waiters.settle(waiter, job);
+          if (orphaned) {
+            this.#logger.warn(
+              { id: job?.id },
+              'a claim was aborted after its job was leased; the lease will expire and the job be redelivered',
+            );
+          }
+          this.#serveWaiters();
+        },
+        (error) => this.#waiters.fail(waiter, error),
+      );
+    }
+  }
+
+  #leadershipChanged(): void {
+    if (this.#closed) return;
+    if (!this.#host.isLeader) {
+      this.#readyTerm = 0;
+      clearTimeout(this.#tickTimer);
+      this.#tickTimer = undefined;
+      this.#tickDueAt = Number.POSITIVE_INFINITY;
+      // Waiting claims move to the new leader (the client retries there with what is left of its wait).
+      this.#waiters.rejectIdle(this.#host.notLeaderError());
+      return;
+    }
+    this.#stateAdvanced();
+  }
+
+  #stateAdvanced(): void {
+    if (this.#closed || !this.#host.leaderCaughtUp) return;
+    const term = this.#host.role.term;
+    if (this.#readyTerm !== term) {
+      this.#readyTerm = term;
+      const config = this.#application.machine.config;
+      if (
+        config.maxAttempts !== this.#config.maxAttempts ||
+        config.retentionMs !== this.#config.retentionMs
+      ) {
+        this.#submit({ type: 'configure', ...this.#config }).catch((error) =>
+          this.#logger.warn({ err: error }, 'could not write the queue configuration to the log'),
+        );
+      }
+    }
+    this.#scheduleTick();
+    this.#serveWaiters();
+  }
+
+  /** Arms one timer for the next time a tick could change something. Leader only. */
+  #scheduleTick(): void {
+    const dueAt = this.#application.machine.nextDueAt({ retentionSlackMs: RETENTION_SLACK_MS });
+    if (dueAt === undefined) return;
+    if (this.#tickTimer !== undefined && this.#tickDueAt <= dueAt) return;
+    clearTimeout(this.#tickTimer);
+    const delay = Math.min(Math.max(0, dueAt - this.#clock.now()), MAX_TIMER_DELAY_MS);
+    this.#tickDueAt = dueAt;
+    this.#tickTimer = setTimeout(() => {
+      this.#tickTimer = undefined;
+      this.#tickDueAt = Number.POSITIVE_INFINITY;
+      this.#tickNow();
+    }, delay);
+    this.#tickTimer.unref();
+  }
+
+  #tickNow(): void {
+    if (this.#tickInFlight || this.#closed || !this.#host.leaderCaughtUp) return;
+    this.#tickInFlight = true;
+    this.#submit({ type: 'tick' })
+      .then((result: TickApplied) => {
+        if (result.redelivered.length > 0 || result.deadLettered.length > 0) {
+          this.#logger.info(
+            { redelivered: result.redelivered.length, deadLettered: result.deadLettered.length },
+            'leases expired; jobs redelivered or dead-lettered',
+          );
+        }
+      })
+      .catch(() => {
+        // A new leader ticks for itself.
+      })
+      .finally(() => {
+        this.#tickInFlight = false;
+        if (this.#host.leaderCaughtUp) {
+          this.#scheduleTick();
+          this.#serveWaiters();
+        }
+      });
+  }
+}

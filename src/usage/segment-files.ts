@@ -14,6 +14,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { pipeline as pipelineStreams } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { PixelfleetError } from '../errors/index.ts';
@@ -91,10 +92,9 @@ export async function sealSegment(path: string, directory: string): Promise<stri
  */
 export async function* readSegment(path: string): AsyncGenerator<UsageRecord> {
   const input = createReadStream(path);
-  const lines = createInterface({
-    input: path.endsWith('.gz') ? input.pipe(createGunzip()) : input,
-    crlfDelay: Number.POSITIVE_INFINITY,
-  });
+  // pipeline (not pipe) so an error of the file stream reaches the reader instead of crashing.
+  const source = path.endsWith('.gz') ? pipelineStreams(input, createGunzip(), () => {}) : input;
+  const lines = createInterface({ input: source, crlfDelay: Number.POSITIVE_INFINITY });
   let lineNumber = 0;
   try {
     for await (const line of lines) {
@@ -113,6 +113,7 @@ export async function* readSegment(path: string): AsyncGenerator<UsageRecord> {
     }
   } finally {
     lines.close();
+    source.destroy();
     input.destroy();
   }
 }

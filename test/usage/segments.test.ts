@@ -241,4 +241,7 @@ test('usage - a corrupt sealed segment fails reading with its file and line', as
   const gzipPath = join(directory.path, 'broken.ndjson.gz');
   await writeFile(gzipPath, 'not gzip at all');
   await assert.rejects(Array.fromAsync(readSegment(gzipPath)));
+  await assert.rejects(Array.fromAsync(readSegment(join(directory.path, 'missing.ndjson.gz'))), {
+    code: 'ENOENT',
+  });
 });

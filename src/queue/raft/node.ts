@@ -116,6 +116,8 @@ export interface HostStatus {
   lastIndex: number;
   snapshotIndex: number;
   voters: NodeId[];
+  /** Snapshots received from a leader (InstallSnapshot) since this process started. */
+  snapshotsInstalled: number;
   /** Leader only: each follower's match index and lag. */
   followers: Record<NodeId, FollowerLag>;
   peers: Record<NodeId, { link: PeerState; clientAddress: string | null }>;
@@ -204,6 +206,7 @@ export class RaftHost {
   #appliedBytesSinceSnapshot = 0;
   #lastSnapshotBytes = 0;
   #compacting = false;
+  #snapshotsInstalled = 0;
   #ticker: NodeJS.Timeout | undefined;
   #ticks = 0;
   #loopScheduled = false;
@@ -437,6 +440,7 @@ export class RaftHost {
       lastIndex: core.lastIndex,
       snapshotIndex: core.snapshotIndex,
       voters: core.voters,
+      snapshotsInstalled: this.#snapshotsInstalled,
       followers,
       peers,
       storage: this.#storage.stats(),
@@ -562,6 +566,11 @@ export class RaftHost {
     if (this.#failure) return;
     for (const message of ready.messages) this.#transport.send(message.to, encodeRaftMessage(message));
     if (ready.snapshot) {
+      this.#snapshotsInstalled++;
+      this.#logger.info(
+        { node: this.id, index: ready.snapshot.meta.index, bytes: ready.snapshot.data.byteLength },
+        'installed a snapshot from the leader',
+      );
       this.#restoreSnapshot(ready.snapshot.data);
       this.#applied = ready.snapshot.meta.index;
       this.#appliedTerm = ready.snapshot.meta.term;

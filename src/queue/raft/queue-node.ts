@@ -62,6 +62,8 @@ export interface RaftQueueNode {
   /** The `JobQueue` served by this node (writes need it to be the leader). */
   readonly queue: RaftQueue;
   readonly host: RaftHost;
+  /** The replicated state as this node applied it (for inspection: digests, diagnostics). */
+  readonly application: QueueApplication;
   /** Bound client port, or null without `clientListen`. */
   readonly clientPort: number | null;
   /** What this node advertises to clients, or null. */
@@ -142,6 +144,7 @@ export async function openRaftQueueNode(options: RaftQueueNodeOptions): Promise<
       id: options.id,
       queue,
       host,
+      application,
       clientPort: server?.port ?? null,
       clientAddress,
       status: () => host.status(),

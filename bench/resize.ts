@@ -49,6 +49,7 @@ async function load(options: {
   overallRate?: number;
   amount?: number;
   request: (index: number) => { method: 'GET' | 'POST'; path: string; body?: Buffer };
+  headers?: Record<string, string>;
 }): Promise<LoadResult> {
   let counter = 0;
   const result = await autocannon({
@@ -66,7 +67,7 @@ async function load(options: {
             method: next.method,
             path: next.path,
             body: next.body,
-            headers: { 'content-type': 'image/jpeg' },
+            headers: { 'content-type': 'image/jpeg', ...options.headers },
           };
         },
       },
@@ -136,6 +137,24 @@ async function workerRss(url: string): Promise<number> {
 
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 
+const adminToken = `bench-${process.pid}-admin-token-0123456789`;
+
+/** An enterprise-tier account and key, so tier limits never throttle the benchmark. */
+async function issueKey(adminUrl: string): Promise<string> {
+  const call = async (path: string, body: unknown) => {
+    const response = await fetch(`${adminUrl}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+    return (await response.json()) as unknown;
+  };
+  const { account } = (await call('/admin/accounts', { name: 'bench', tier: 'enterprise' })) as { account: { id: string } };
+  const { apiKey } = (await call(`/admin/accounts/${account.id}/keys`, { scopes: ['images:write'] })) as { apiKey: string };
+  return apiKey;
+}
+
 async function main(): Promise<void> {
   console.log(
     `corpus: ${files.length} JPEGs, mean ${(meanBytes / 1024).toFixed(0)} KiB; ${cores} cores; ${durationS} s per phase`,
@@ -151,25 +170,30 @@ async function main(): Promise<void> {
       'start',
       '--http-port',
       '0',
+      '--admin-port',
+      '0',
       '--data-dir',
       dataDir,
       '--workers',
       String(cores),
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PIXELFLEET_ADMIN_TOKEN: adminToken } },
   );
-  const ours = await startLine(service, (line) =>
-    line.includes('pixelfleet listening') ? JSON.parse(line).url : undefined,
-  );
+  const listening = JSON.parse(
+    await startLine(service, (line) => (line.includes('pixelfleet listening') ? line : undefined)),
+  ) as { url: string; adminUrl: string };
+  const ours = listening.url;
   service.stdout!.resume();
+  const auth = { authorization: `Bearer ${await issueKey(listening.adminUrl)}` };
   const ourRequest = (i: number) => ({
     method: 'POST' as const,
     path: '/v1/resize?width=320&format=jpeg&quality=80',
     body: bodies[i % bodies.length]!,
   });
-  await load({ url: ours, connections: cores * 2, durationS: 3, request: ourRequest });
-  const oursSaturated = await load({ url: ours, connections: cores * 4, durationS, request: ourRequest });
+  await load({ headers: auth, url: ours, connections: cores * 2, durationS: 3, request: ourRequest });
+  const oursSaturated = await load({ headers: auth, url: ours, connections: cores * 4, durationS, request: ourRequest });
   const oursAt80 = await load({
+    headers: auth,
     url: ours,
     connections: 64,
     durationS,
@@ -205,6 +229,7 @@ async function main(): Promise<void> {
     const done = oursSaturated.requests + oursAt80.requests;
     if (done < 1000)
       await load({
+        headers: auth,
         url: ours,
         connections: cores * 4,
         durationS: 0,
@@ -213,6 +238,7 @@ async function main(): Promise<void> {
       });
     const after1k = await workerRss(ours);
     await load({
+      headers: auth,
       url: ours,
       connections: cores * 4,
       durationS: 0,

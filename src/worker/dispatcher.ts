@@ -89,6 +89,10 @@ export interface DispatcherOptions {
   onError?(error: unknown): void;
 }
 
+function settle(settling: Promise<void>): { settling: Promise<void> } {
+  return { settling };
+}
+
 /** The encoded reason a dead-lettered job carries: `CODE: detail`. */
 export function encodeFailure(error: PixelfleetError): string {
   return `${error.code}: ${error.message}`;
@@ -111,6 +115,7 @@ export class Dispatcher {
   readonly #abort = new AbortController();
   #loops: Promise<void>[] = [];
   #active = 0;
+  readonly #settling = new Set<Promise<void>>();
 
   constructor(options: DispatcherOptions) {
     if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
@@ -132,6 +137,7 @@ export class Dispatcher {
   async stop(): Promise<void> {
     this.#abort.abort();
     await Promise.all(this.#loops);
+    while (this.#settling.size > 0) await Promise.all(this.#settling);
   }
 
   async #loop(slot: number): Promise<void> {
@@ -156,17 +162,37 @@ export class Dispatcher {
       }
       if (!job) continue;
       this.#active++;
+      let settling: Promise<void> | undefined;
       try {
-        await this.#process(job);
+        settling = (await this.#process(job)).settling;
       } catch (error) {
         this.#options.onError?.(error);
       } finally {
         this.#active--;
       }
+      if (settling) await this.#track(settling);
     }
   }
 
-  async #process(job: ClaimedJob): Promise<void> {
+  /**
+   * Settling a job (delivering its result, metering, acking: each waits for an fsync) runs
+   * in the background so the worker process starts its next conversion at once. Settlements
+   * in flight are bounded; past the bound the loop waits before claiming more.
+   */
+  async #track(settling: Promise<void>): Promise<void> {
+    // (settle() below boxes a settlement so that returning it from #process does not await it.)
+    const tracked = settling
+      .catch((error) => this.#options.onError?.(error))
+      .finally(() => this.#settling.delete(tracked));
+    this.#settling.add(tracked);
+    while (this.#settling.size >= this.#options.concurrency * 4) await Promise.race(this.#settling);
+  }
+
+  /**
+   * Converts the job, holding a worker process for exactly that long. Resolves with the
+   * settlement still in progress, boxed so that `await` does not wait for it.
+   */
+  async #process(job: ClaimedJob): Promise<{ settling: Promise<void> }> {
     const { queue, converter, host, events } = this.#options;
     const payload = job.payload as unknown as ResizeJobPayload;
     const queueWaitMs = Math.max(0, Date.now() - job.enqueuedAt);
@@ -183,25 +209,27 @@ export class Dispatcher {
     };
 
     if (job.deadline !== undefined && Date.now() > job.deadline) {
-      await fail(
-        new PixelfleetError(
-          'PF_ERR_DEADLINE_EXCEEDED',
-          'the request deadline passed before a worker was free',
+      return settle(
+        fail(
+          new PixelfleetError(
+            'PF_ERR_DEADLINE_EXCEEDED',
+            'the request deadline passed before a worker was free',
+          ),
+          false,
         ),
-        false,
       );
-      return;
     }
     const input = await host.fetchInput(job, payload);
     if (input === undefined) {
-      await fail(
-        new PixelfleetError(
-          'PF_ERR_DEADLINE_EXCEEDED',
-          'the input is no longer held: the synchronous request ended',
+      return settle(
+        fail(
+          new PixelfleetError(
+            'PF_ERR_DEADLINE_EXCEEDED',
+            'the input is no longer held: the synchronous request ended',
+          ),
+          false,
         ),
-        false,
       );
-      return;
     }
 
     let converted: ConversionResult;
@@ -214,23 +242,18 @@ export class Dispatcher {
       const error = isPixelfleetError(caught)
         ? caught
         : new PixelfleetError('PF_ERR_INTERNAL', 'the conversion failed unexpectedly', { cause: caught });
-      if (isRetryableConversionError(error)) {
-        if (job.attempt < job.maxAttempts) {
-          await fail(error, true);
-          return;
-        }
-        await fail(
+      if (!isRetryableConversionError(error)) return settle(fail(error, false));
+      if (job.attempt < job.maxAttempts) return settle(fail(error, true));
+      return settle(
+        fail(
           new PixelfleetError(
             'PF_ERR_POISON_INPUT',
             `the input crashed or stalled the converter ${job.attempt} times (last: ${error.code}); it was dead-lettered`,
             { cause: error },
           ),
           false,
-        );
-        return;
-      }
-      await fail(error, false);
-      return;
+        ),
+      );
     }
     events?.converted?.(job, converted);
 
@@ -249,14 +272,18 @@ export class Dispatcher {
       attempt: job.attempt,
     };
     const result: JobResult = { output: converted.output, contentType: converted.contentType, outcome };
-    await host.deliverResult(job, payload, result);
-    try {
-      await queue.ack(job.id, job.leaseId, outcome);
-    } catch (error) {
-      // Our lease expired and the job went to someone else: their outcome stands, not ours.
-      if (isPixelfleetError(error, 'PF_ERR_LEASE_LOST')) return;
-      throw error;
-    }
-    host.settled(job, payload, { result });
+    return settle(
+      (async () => {
+        await host.deliverResult(job, payload, result);
+        try {
+          await queue.ack(job.id, job.leaseId, outcome);
+        } catch (error) {
+          // Our lease expired and the job went to someone else: their outcome stands, not ours.
+          if (isPixelfleetError(error, 'PF_ERR_LEASE_LOST')) return;
+          throw error;
+        }
+        host.settled(job, payload, { result });
+      })(),
+    );
   }
 }

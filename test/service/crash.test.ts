@@ -1,13 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import {
-  corpusFile,
-  resize,
-  type ServiceProcess,
-  startProcess,
-  temporaryDirectory,
-  waitFor,
-} from './harness.ts';
+import { corpusFile, resize, type ServiceProcess, startProcess, tempDir, waitFor } from './harness.ts';
 
 const slowImage = corpusFile('jpeg/mate-TwoWings.jpg');
 const quickImage = corpusFile('jpeg/skimage-rocket.jpg');
@@ -19,17 +12,18 @@ async function busyWorkers(url: string): Promise<number> {
 }
 
 describe('worker - crashes and stalls', () => {
-  const cleanup: (() => void)[] = [];
-  after(() => {
-    for (const step of cleanup) step();
+  const cleanup: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const step of cleanup) await step();
   });
 
   async function start(argv: string[]): Promise<ServiceProcess> {
-    const dir = temporaryDirectory();
+    const dir = await tempDir();
     const service = await startProcess(['--data-dir', dir.path, ...argv]);
-    cleanup.push(() => {
+    cleanup.push(async () => {
       service.kill('SIGKILL');
-      dir.remove();
+      await service.exited;
+      await dir.remove();
     });
     return service;
   }
@@ -39,7 +33,10 @@ describe('worker - crashes and stalls', () => {
     const [before] = service.workerPids();
     assert.ok(before, 'one worker process');
     const pending = resize(service, slowImage, 'width=2000&blur=40&format=png');
-    await waitFor(async () => ((await busyWorkers(service.url)) === 1 ? true : undefined), 20_000, 10);
+    await waitFor(async () => ((await busyWorkers(service.url)) === 1 ? true : undefined), {
+      timeoutMs: 20_000,
+      intervalMs: 10,
+    });
     process.kill(before, 'SIGKILL');
     const response = await pending;
     const body = Buffer.from(await response.arrayBuffer());
@@ -68,7 +65,7 @@ describe('worker - crashes and stalls', () => {
 
 describe('queue - kill -9 of the whole service loses no accepted async job', () => {
   test('queue - accepted jobs survive kill -9 and complete exactly once after restart', async () => {
-    const dir = temporaryDirectory();
+    const dir = await tempDir();
     const argv = ['--data-dir', dir.path, '--workers', '1'];
     const first = await startProcess(argv);
     const ids: string[] = [];
@@ -95,8 +92,7 @@ describe('queue - kill -9 of the whole service loses no accepted async job', () 
               ).json()) as { state: string };
               return state.state === 'succeeded' || state.state === 'failed' ? state : undefined;
             },
-            60_000,
-            100,
+            { timeoutMs: 60_000, intervalMs: 100 },
           );
           assert.equal(job.state, 'succeeded', JSON.stringify(job));
           const result = await fetch(`${second.url}/v1/jobs/${id}/result`, { headers: second.auth });
@@ -119,7 +115,7 @@ describe('queue - kill -9 of the whole service loses no accepted async job', () 
       }
     } finally {
       first.kill('SIGKILL');
-      dir.remove();
+      await dir.remove();
     }
   });
 });

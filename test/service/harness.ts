@@ -3,14 +3,16 @@
  * `pixelfleet start` child process (for kill -9, SIGTERM and restarts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { type EmbeddedService, startEmbeddedService } from '../../src/service/embedded.ts';
+import { tempDir } from '../support/index.ts';
+
+export { tempDir, waitFor } from '../support/index.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const corpusDir = fileURLToPath(new URL('../../../shared/corpus/', import.meta.url));
@@ -25,11 +27,6 @@ export function corpusJpegs(): string[] {
 
 export function corpusFile(relative: string): Buffer {
   return readFileSync(join(corpusDir, relative));
-}
-
-export function temporaryDirectory(prefix = 'pixelfleet-test-'): { path: string; remove(): void } {
-  const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
 /** What a test needs to call the API as a customer. */
@@ -110,7 +107,7 @@ export function target(url: string, apiKey: string): ApiTarget {
 export async function startInProcess(
   argv: string[] = [],
 ): Promise<EmbeddedService & ApiTarget & { dataDir: string; accountId: string }> {
-  const dir = temporaryDirectory();
+  const dir = await tempDir();
   const config = loadConfig({
     argv: ['--http-port', '0', '--admin-port', '0', '--data-dir', dir.path, ...argv],
     env: {},
@@ -221,20 +218,6 @@ export function childPids(parent: number): number[] {
     }
   }
   return pids;
-}
-
-export async function waitFor<T>(
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 20_000,
-  intervalMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
 }
 
 export async function resize(

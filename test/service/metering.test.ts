@@ -7,7 +7,7 @@ import {
   type ServiceProcess,
   startProcess,
   target,
-  temporaryDirectory,
+  tempDir,
   waitFor,
 } from './harness.ts';
 
@@ -32,7 +32,7 @@ async function busyWorker(service: ServiceProcess): Promise<boolean | undefined>
 
 describe('metering - the invariant', () => {
   test('metering - after worker kills and a service kill -9, usage equals what clients received', async () => {
-    const dir = temporaryDirectory();
+    const dir = await tempDir();
     const argv = ['--data-dir', dir.path, '--workers', '2'];
     let service = await startProcess(argv);
     const tenants = await Promise.all(
@@ -51,7 +51,7 @@ describe('metering - the invariant', () => {
           add(received.get(tenant.accountId)!, input.length, body.byteLength);
         }),
       );
-      await waitFor(() => busyWorker(service), 20_000, 5);
+      await waitFor(() => busyWorker(service), { timeoutMs: 20_000, intervalMs: 5 });
       process.kill(service.workerPids()[0]!, 'SIGKILL');
       await Promise.all(sync);
 
@@ -84,8 +84,7 @@ describe('metering - the invariant', () => {
             };
             return state.state === 'succeeded' ? true : undefined;
           },
-          60_000,
-          100,
+          { timeoutMs: 60_000, intervalMs: 100 },
         );
         const result = await fetch(`${service.url}/v1/jobs/${job.id}/result`, { headers: auth });
         assert.equal(result.status, 200);
@@ -111,7 +110,7 @@ describe('metering - the invariant', () => {
     } finally {
       service.kill('SIGKILL');
       await service.exited;
-      dir.remove();
+      await dir.remove();
     }
   });
 });

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { corpusFile, resize, startProcess, temporaryDirectory } from './harness.ts';
+import { corpusFile, resize, startProcess, tempDir } from './harness.ts';
 
 describe('service - graceful shutdown', () => {
   test('service - SIGTERM drains in-flight requests, refuses new ones and exits 0', async () => {
-    const dir = temporaryDirectory();
+    const dir = await tempDir();
     const service = await startProcess(['--data-dir', dir.path, '--workers', '1']);
     try {
       const image = corpusFile('jpeg/mate-Garden.jpg');
@@ -33,7 +33,7 @@ describe('service - graceful shutdown', () => {
       assert.ok(service.logs.some((entry) => entry.msg === 'shut down'));
     } finally {
       service.kill('SIGKILL');
-      dir.remove();
+      await dir.remove();
     }
   });
 });

@@ -70,8 +70,7 @@ describe('tenancy - keys, limits, idempotency and metering over HTTP', () => {
         await response.arrayBuffer();
         return response.status === 401 ? true : undefined;
       },
-      5000,
-      5,
+      { timeoutMs: 5000, intervalMs: 5 },
     );
     const latencyMs = performance.now() - revokedAt;
     console.log(`# revocation reached the data plane in ${latencyMs.toFixed(1)} ms (target ≤ 1000 ms)`);
@@ -202,8 +201,7 @@ describe('tenancy - keys, limits, idempotency and metering over HTTP', () => {
         const metrics = await (await fetch(`${service.url}/metrics`)).text();
         return /pixelfleet_workers\{state="busy"\} [1-9]/.test(metrics) ? true : undefined;
       },
-      10_000,
-      5,
+      { timeoutMs: 10_000, intervalMs: 5 },
     );
     const duplicate = await resize(service, slow, 'width=2500&blur=60&format=png', key);
     assert.equal(duplicate.status, 409);

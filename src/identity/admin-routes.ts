@@ -28,11 +28,12 @@ import type {
   FastifySchemaValidationError,
 } from 'fastify';
 import { PixelfleetError } from '../errors/index.ts';
+import type { ProgressiveLockout } from '../resilience/ratelimit/index.ts';
 import { adminTokenMatches } from './admin-token.ts';
 import { accountView, auditEntryView, keyView, tierView } from './admin-views.ts';
 import type { ChangeBus } from './change-bus.ts';
 import type { RandomBytes } from './keys.ts';
-import { lockedOutError, type ProgressiveLockout } from './lockout.ts';
+import { refuseIfLockedOut } from './locked-out-error.ts';
 import { ManagementPlane } from './management-plane.ts';
 import type { tierLimitFields } from './tiers.ts';
 import {
@@ -146,8 +147,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
   app.setSchemaErrorFormatter(formatValidationErrors);
 
   app.addHook('onRequest', async (request) => {
-    const verdict = lockout?.check(request.ip);
-    if (verdict?.locked) throw lockedOutError(verdict.retryAfterMs);
+    refuseIfLockedOut(lockout, request.ip);
     const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
     if (match === null || !adminTokenMatches(match[1]!, options.token)) {
       lockout?.recordFailure(request.ip);
@@ -158,7 +158,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
           : 'the admin token is wrong',
       );
     }
-    lockout?.recordSuccess(request.ip);
+    // A good token does not forgive earlier bad ones (the lockout has no success reset, so one
+    // leaked credential cannot be used to wipe a guesser's count); quiet time does.
   });
 
   function auditContext(request: FastifyRequest): AuditContext {

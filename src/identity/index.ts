@@ -1,9 +1,14 @@
 /**
  * Identity: the management plane (accounts, API keys, tiers, audit log, change events) and the
- * data plane's key verification (edge cache, lockout, scope checks). See types.ts for the
- * store contract and edge-cache.ts for the data-plane guarantees.
+ * data plane's key verification (edge cache, refusal of locked-out clients, scope checks). See
+ * types.ts for the store contract and edge-cache.ts for the data-plane guarantees.
  */
 
+// The lockout is resilience/ratelimit's; re-exported because callers wire it into identity.
+export {
+  ProgressiveLockout,
+  type ProgressiveLockoutLimiterOptions,
+} from '../resilience/ratelimit/index.ts';
 export {
   type AccountUsageSource,
   type AdminRoutesOptions,
@@ -38,12 +43,7 @@ export {
   type UnauthorizedReason,
 } from './edge-cache.ts';
 export { generateKey, hashSecret, keyPrefix, keyStatus, parseKey, type RandomBytes } from './keys.ts';
-export {
-  type LockoutVerdict,
-  lockedOutError,
-  ProgressiveLockout,
-  type ProgressiveLockoutOptions,
-} from './lockout.ts';
+export { lockedOutError, refuseIfLockedOut } from './locked-out-error.ts';
 export {
   type CreateAccountInput,
   type IssuedKey,

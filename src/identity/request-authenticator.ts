@@ -1,11 +1,13 @@
 /**
  * Glue for the API server: pull the presented key out of a request's headers, refuse clients
- * that are locked out (429 with Retry-After), verify the key through the edge cache, and feed
- * the outcome back to the lockout. Scope checks come after, per route, with `requireScope`.
+ * that are locked out (429 with Retry-After), verify the key through the edge cache, and count
+ * failed verifications towards the client's lockout. Scope checks come after, per route, with
+ * `requireScope`.
  */
 import { isPixelfleetError, PixelfleetError } from '../errors/index.ts';
+import type { ProgressiveLockout } from '../resilience/ratelimit/index.ts';
 import type { EdgeCache } from './edge-cache.ts';
-import { lockedOutError, type ProgressiveLockout } from './lockout.ts';
+import { refuseIfLockedOut } from './locked-out-error.ts';
 import type { Principal, Scope } from './types.ts';
 
 type HeaderValue = string | string[] | undefined;
@@ -31,7 +33,7 @@ function first(value: HeaderValue): string | undefined {
 
 export interface RequestAuthenticatorOptions {
   edgeCache: EdgeCache;
-  /** Optional: without it failed attempts are not limited here. */
+  /** Optional: without it failed attempts are not limited here. Keyed by client address. */
   lockout?: ProgressiveLockout;
 }
 
@@ -43,12 +45,12 @@ export type RequestAuthenticator = (
 export function createRequestAuthenticator(options: RequestAuthenticatorOptions): RequestAuthenticator {
   const { edgeCache, lockout } = options;
   return async (presentedKey, clientAddress) => {
-    const verdict = lockout?.check(clientAddress);
-    if (verdict?.locked) throw lockedOutError(verdict.retryAfterMs);
+    refuseIfLockedOut(lockout, clientAddress);
     try {
-      const principal = await edgeCache.authenticate(presentedKey);
-      if (!principal.anonymous) lockout?.recordSuccess(clientAddress);
-      return principal;
+      // A valid key deliberately does not clear the failure count: an attacker holding one
+      // valid key could interleave it to wipe the count while guessing others. Honest clients
+      // recover as quiet time forgives their failures.
+      return await edgeCache.authenticate(presentedKey);
     } catch (error) {
       // A missing key is a client that never tried; a store outage is not the client's fault.
       if (isPixelfleetError(error, 'PF_ERR_UNAUTHORIZED') && error.extensions.reason !== 'missing') {

@@ -349,7 +349,7 @@ describe('admin routes (without usage, with lockout)', () => {
 
   test('admin routes - repeated bad tokens lock the address out with 429 and Retry-After', async () => {
     const harness = await startHarness({
-      lockout: new ProgressiveLockout({ maxFailures: 3, baseLockoutMs: 30_000 }),
+      lockout: new ProgressiveLockout({ freeFailures: 2, baseLockoutMs: 30_000 }),
     });
     try {
       for (let i = 0; i < 3; i++) {
@@ -366,6 +366,21 @@ describe('admin routes (without usage, with lockout)', () => {
         remoteAddress: '10.9.9.9',
       });
       assert.equal(elsewhere.statusCode, 200);
+    } finally {
+      await stopHarness(harness);
+    }
+  });
+
+  test('admin routes - a good token between bad ones does not reset the lockout count', async () => {
+    const harness = await startHarness({
+      lockout: new ProgressiveLockout({ freeFailures: 2, baseLockoutMs: 30_000 }),
+    });
+    try {
+      const statuses: number[] = [];
+      for (const auth of ['wrong-token', 'wrong-token', undefined, 'wrong-token', undefined]) {
+        statuses.push((await call(harness, { method: 'GET', url: '/admin/tiers', auth })).statusCode);
+      }
+      assert.deepEqual(statuses, [401, 401, 200, 401, 429]);
     } finally {
       await stopHarness(harness);
     }

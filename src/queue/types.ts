@@ -41,6 +41,13 @@ export interface EnqueueRequest {
    * would hold every one of them in memory for a day.
    */
   retentionMs?: number;
+  /**
+   * False: resolve once the job is queued, without waiting for it to be durable. Only for jobs
+   * that are worthless after a crash anyway — a synchronous caller whose input bytes live in the
+   * same process. A replicated queue may ignore it (it must commit to make the job visible).
+   * Default true.
+   */
+  durable?: boolean;
 }
 
 export interface EnqueueResult {

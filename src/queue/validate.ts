@@ -20,6 +20,9 @@ export function validateEnqueue(request: EnqueueRequest): void {
     throw new RangeError(`deadline must be epoch milliseconds: got ${request.deadline}`);
   }
   if (request.retentionMs !== undefined) checkDuration('retentionMs', request.retentionMs, true);
+  if (request.durable !== undefined && typeof request.durable !== 'boolean') {
+    throw new TypeError(`durable must be a boolean: got ${request.durable}`);
+  }
 }
 
 export function validateClaim(request: ClaimRequest): void {

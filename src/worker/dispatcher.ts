@@ -275,6 +275,10 @@ export class Dispatcher {
     return settle(
       (async () => {
         await host.deliverResult(job, payload, result);
+        // A waiting client is answered before the ack's fsync: if we crash in between, the job
+        // is redelivered, finds its input gone and is dropped; metering already deduplicates it.
+        const answerFirst = payload.mode === 'sync';
+        if (answerFirst) host.settled(job, payload, { result });
         try {
           await queue.ack(job.id, job.leaseId, outcome);
         } catch (error) {
@@ -282,7 +286,7 @@ export class Dispatcher {
           if (isPixelfleetError(error, 'PF_ERR_LEASE_LOST')) return;
           throw error;
         }
-        host.settled(job, payload, { result });
+        if (!answerFirst) host.settled(job, payload, { result });
       })(),
     );
   }

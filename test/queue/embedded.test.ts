@@ -127,3 +127,21 @@ test('queue - embedded refuses a second opener of the same data directory', asyn
     await rm(dataDir, { recursive: true, force: true });
   }
 });
+
+test('queue - a non-durable enqueue is claimable at once and rejects a non-boolean flag', async () => {
+  const directory = await mkdtemp(join(tmpdir(), 'pixelfleet-queue-'));
+  const queue = await openEmbeddedQueue({ dataDir: directory });
+  try {
+    const result = await queue.enqueue({ id: 'volatile', account: 'a', payload: {}, durable: false });
+    assert.equal(result.duplicate, false);
+    const claimed = await queue.claim({ consumer: 'w', leaseMs: 1000 });
+    assert.equal(claimed?.id, 'volatile');
+    await assert.rejects(
+      queue.enqueue({ id: 'bad', account: 'a', payload: {}, durable: 'no' as never }),
+      TypeError,
+    );
+  } finally {
+    await queue.close();
+    await rm(directory, { recursive: true, force: true });
+  }
+});

@@ -49,6 +49,8 @@ export function registerResizeRoutes(app: FastifyInstance, deps: ApiDependencies
           payload: payload as never,
           deadline,
           retentionMs: 60_000,
+          // The bytes live only in this process: a crash loses the job whatever the log says.
+          durable: false,
         });
         admission.noteEnqueued(request.principal.accountId);
       } catch (error) {

@@ -183,7 +183,10 @@ export class EmbeddedQueue implements JobQueue {
     });
     const { result, durable } = this.#commit(command, encoded);
     // A duplicate may be answering for a job whose own record is still being synced.
-    await this.#durable(durable ?? this.#log.sync());
+    const synced = this.#durable(durable ?? this.#log.sync());
+    if (request.durable === false)
+      synced.catch(() => {}); // a disk failure surfaces as writable() = false
+    else await synced;
     return { id: result.id, duplicate: result.duplicate, state: result.state };
   }
 

@@ -1,6 +1,7 @@
 /**
  * The job queue: the `JobQueue` contract, the pure queue state machine every implementation
- * applies (embedded log now, Raft log later), and the embedded implementation.
+ * applies (from a local log or the Raft log), the embedded implementation, and the Raft-replicated
+ * one (nodes, and the client that reaches a cluster of them).
  */
 
 export type {
@@ -28,6 +29,14 @@ export {
   openEmbeddedQueue,
   type QueueLogger,
 } from './embedded/index.ts';
+export {
+  openRaftQueueNode,
+  RaftQueue,
+  RaftQueueClient,
+  type RaftQueueClientOptions,
+  type RaftQueueNode,
+  type RaftQueueNodeOptions,
+} from './raft/index.ts';
 export {
   DEFAULT_MAX_ATTEMPTS,
   DEFAULT_RETENTION_MS,

@@ -1,10 +1,11 @@
 /**
- * Whole-cluster crash: all three node processes are killed with SIGKILL and restarted from their
- * disks; every acknowledged enqueue, ack and nack is still there.
+ * Restarts: all three node processes killed with SIGKILL and restarted from their disks keep
+ * every acknowledged enqueue, ack and nack; a node restarts from its snapshot plus the log.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RaftQueueClient } from '../../src/queue/raft/index.ts';
+import { openRaftQueueNode, RaftQueueClient } from '../../src/queue/raft/index.ts';
+import { freePort, tempDir, testClusterSecret, waitFor } from '../support/index.ts';
 import { createLedger, drainAndCheck, runEnqueueLoad } from './fixtures/raft-load.ts';
 import { startProcessCluster } from './fixtures/raft-process-cluster.ts';
 
@@ -54,4 +55,46 @@ test('raft queue - every acknowledged job survives kill -9 of all nodes', { time
   assert.equal(result.lost, 0);
   assert.equal(result.duplicated, 0);
   assert.equal(result.consumed, ledger.acknowledged.size);
+});
+
+test('raft queue - a node restarts from its snapshot plus the log after it', {
+  timeout: 60_000,
+}, async (t) => {
+  const directory = await tempDir(t, 'pixelfleet-raft-');
+  const listen = { host: '127.0.0.1', port: await freePort() };
+  const open = () =>
+    openRaftQueueNode({
+      id: 'n1',
+      listen,
+      peers: {},
+      dataDir: directory.path,
+      clusterSecret: testClusterSecret,
+      snapshotEveryBytes: 32 * 1024,
+    });
+  const first = await open();
+  for (let index = 0; index < 600; index++) {
+    await first.queue.enqueue({
+      id: `j${index}`,
+      account: `a${index % 3}`,
+      payload: { index, pad: 'x'.repeat(100) },
+    });
+    if (index % 3 === 0) {
+      const job = (await first.queue.claim({ consumer: 'w', leaseMs: 60_000 }))!;
+      await first.queue.ack(job.id, job.leaseId, { index });
+    }
+  }
+  await waitFor(() => first.status().snapshotIndex > 0, { message: 'a snapshot' });
+  const before = JSON.stringify(first.application.machine.snapshot());
+  const snapshotIndex = first.status().snapshotIndex;
+  assert.ok(snapshotIndex < first.status().lastIndex, 'entries after the snapshot exist');
+  await first.close();
+
+  const second = await open();
+  t.after(() => second.close());
+  await waitFor(() => second.host.leaderCaughtUp);
+  assert.equal(second.status().snapshotIndex, snapshotIndex);
+  assert.equal(JSON.stringify(second.application.machine.snapshot()), before);
+  const stats = await second.queue.stats();
+  assert.equal(stats.enqueuedTotal, 600);
+  assert.equal(stats.ackedTotal, 200);
 });

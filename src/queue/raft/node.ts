@@ -37,8 +37,13 @@ import { decodePayload, encodeHello, encodeRaftMessage } from './wire.ts';
 export interface ReplicatedApplication {
   /** Applies one committed entry's data; the result goes to whoever proposed it. Must not throw. */
   apply(data: Uint8Array, position: { index: number; term: number }): unknown;
-  /** The application's whole state, as of the last applied entry. */
-  snapshot(): Uint8Array;
+  /**
+   * Captures the application's whole state as of the last applied entry, cheaply and at once,
+   * and returns a function that serializes that capture later (it may spread the work over
+   * several event-loop turns so a large state never stalls heartbeats). Later applies must not
+   * change what was captured.
+   */
+  captureSnapshot(): () => Promise<Uint8Array>;
   /** Replaces the whole state (a snapshot from disk or from the leader). */
   restore(data: Uint8Array): void;
 }
@@ -490,6 +495,18 @@ export class RaftHost {
       ticket = propose();
     } catch (error) {
       if (isPixelfleetError(error, 'PF_ERR_NOT_LEADER')) return Promise.reject(this.notLeaderError());
+      const transferee = isPixelfleetError(error, 'PF_ERR_PROPOSAL_DROPPED')
+        ? error.extensions.leader
+        : undefined;
+      if (typeof transferee === 'string' && error instanceof Error) {
+        // A leadership transfer is under way: point the client at the node taking over.
+        return Promise.reject(
+          new PixelfleetError('PF_ERR_PROPOSAL_DROPPED', error.message, {
+            cause: error,
+            extensions: { leader: transferee, leaderAddress: this.clientAddressOf(transferee) },
+          }),
+        );
+      }
       return Promise.reject(error);
     }
     this.#schedule();
@@ -734,40 +751,43 @@ export class RaftHost {
   #maybeCompact(): void {
     if (this.#compacting || this.#failure || this.#closed) return;
     if (this.#appliedBytesSinceSnapshot < Math.max(this.#snapshotEveryBytes, this.#lastSnapshotBytes)) return;
-    const status = this.#core.basicStatus();
-    if (this.#applied <= status.snapshotIndex) return;
+    const index = this.#applied;
+    if (index <= this.#core.basicStatus().snapshotIndex) return;
     const started = performance.now();
-    const data = this.#encodeSnapshot();
-    const snapshot = this.#core.compact(this.#applied, data);
-    this.#appliedBytesSinceSnapshot = 0;
-    this.#lastSnapshotBytes = data.byteLength;
-    this.#compacting = true;
-    this.#storage.compact(snapshot).then(
-      () => {
-        this.#compacting = false;
-        this.#logger.info(
-          {
-            node: this.id,
-            index: snapshot.meta.index,
-            snapshotBytes: data.byteLength,
-            ms: Math.round(performance.now() - started),
-          },
-          'raft log compacted into a snapshot',
-        );
-      },
-      // The storage reports the failure through diskFailed.
-      () => {},
-    );
-  }
-
-  /** The snapshot data: the replicated member addresses, then the application's state. */
-  #encodeSnapshot(): Uint8Array {
+    // Capture now (cheap, synchronous, exactly the state at `index`); serialize in the background.
     const members = textBytes(JSON.stringify(Object.fromEntries(this.#members)));
-    const application = this.#application.snapshot();
-    const writer = new ByteWriter(4 + members.byteLength + 4 + application.byteLength);
-    writer.bytes(members);
-    writer.bytes(application);
-    return writer.finish();
+    const serialize = this.#application.captureSnapshot();
+    this.#appliedBytesSinceSnapshot = 0;
+    this.#compacting = true;
+    const finish = (outcome: string, details: Record<string, unknown> = {}) => {
+      this.#compacting = false;
+      this.#logger.info(
+        { node: this.id, index, ms: Math.round(performance.now() - started), ...details },
+        outcome,
+      );
+    };
+    serialize()
+      .then((application) => {
+        // A snapshot from the leader may have overtaken ours meanwhile.
+        if (this.#closed || this.#failure || index <= this.#core.basicStatus().snapshotIndex) {
+          finish('raft snapshot abandoned');
+          return;
+        }
+        const writer = new ByteWriter(4 + members.byteLength + 4 + application.byteLength);
+        writer.bytes(members);
+        writer.bytes(application);
+        const data = writer.finish();
+        this.#lastSnapshotBytes = data.byteLength;
+        const snapshot = this.#core.compact(index, data);
+        return this.#storage
+          .compact(snapshot)
+          .then(() => finish('raft log compacted into a snapshot', { snapshotBytes: data.byteLength }));
+      })
+      .catch((error: unknown) => {
+        // A storage failure also reaches diskFailed; anything else only costs this snapshot.
+        this.#compacting = false;
+        this.#logger.warn({ err: error, node: this.id, index }, 'raft snapshot failed');
+      });
   }
 
   #restoreSnapshot(data: Uint8Array): void {

@@ -132,6 +132,19 @@ export async function openRaftQueueNode(options: RaftQueueNodeOptions): Promise<
         queue,
         host,
         listen: options.clientListen,
+        // This node's applied state, not a linearizable read: enough for an operator's glance.
+        describe: () => {
+          const stats = application.machine.stats();
+          return {
+            queue: {
+              depth: stats.depth,
+              inflight: stats.inflight,
+              deadLetters: stats.deadLetters,
+              enqueuedTotal: stats.enqueuedTotal,
+              ackedTotal: stats.ackedTotal,
+            },
+          };
+        },
         ...(options.logger ? { logger: options.logger } : {}),
       });
       clientAddress =

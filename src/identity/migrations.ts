@@ -1,16 +1,12 @@
 /**
- * Versioned schema migrations of the SQLite identity store, applied in order and recorded in
- * `schema_migrations`. A migration is history: once released it is never edited, only followed
- * by a new one. Applying them is idempotent (each runs once, in its own transaction, after
- * re-checking under the write lock, so two processes opening the same file cannot both apply it).
+ * Versioned schema migrations of the SQLite identity store, applied in order by the shared runner
+ * (storage/sqlite.ts: one transaction, history in `schema_migrations`, a newer file refused). A
+ * migration is history: once released it is never edited, only followed by a new one.
  */
+import type { SqliteMigration } from '../storage/index.ts';
 import { initialTiers } from './tiers.ts';
 
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
+export type Migration = SqliteMigration;
 
 function sqlValue(value: number | boolean | null | string): string {
   if (value === null) return 'NULL';

@@ -8,10 +8,14 @@
  * power cut. The methods are async to match the interface a networked engine needs; the work
  * inside them is synchronous, which also means no two transactions of this process interleave.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { join } from 'node:path';
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import { isPixelfleetError, PixelfleetError } from '../errors/index.ts';
+import {
+  applyMigrations,
+  appliedMigrations as migrationHistory,
+  openSqliteDatabase,
+} from '../storage/index.ts';
 import { keyStatus } from './keys.ts';
 import { migrations as identityMigrations, type Migration } from './migrations.ts';
 import { assertTierName, mergeTierLimits } from './tiers.ts';
@@ -133,34 +137,31 @@ export class SqliteIdentityStore implements IdentityStore {
   readonly #clock: () => number;
 
   constructor(options: SqliteIdentityStoreOptions) {
-    if (typeof options.path !== 'string' || options.path === '')
-      throw new RangeError('path must be a file path');
-    const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
-    if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-      throw new RangeError(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`);
-    }
     this.path = options.path;
     this.#clock = options.clock ?? Date.now;
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-    this.#database = new DatabaseSync(options.path, {
-      timeout: busyTimeoutMs,
-      enableForeignKeyConstraints: true,
-    });
     try {
-      this.#database.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;');
-      applyMigrations(this.#database, options.migrations ?? identityMigrations, this.#clock);
+      this.#database = openSqliteDatabase({
+        path: options.path,
+        busyTimeoutMs: options.busyTimeoutMs,
+        synchronous: 'FULL',
+      });
+    } catch (cause) {
+      throw unavailableAtStart(cause);
+    }
+    try {
+      applyMigrations(this.#database, options.migrations ?? identityMigrations, {
+        component: 'identity store',
+        clock: this.#clock,
+      });
     } catch (cause) {
       this.#database.close();
-      throw cause;
+      throw unavailableAtStart(cause);
     }
   }
 
   /** Versions recorded in `schema_migrations`, ascending. */
   appliedMigrations(): number[] {
-    return this.#database
-      .prepare('SELECT version FROM schema_migrations ORDER BY version')
-      .all()
-      .map((row) => row.version as number);
+    return migrationHistory(this.#database);
   }
 
   async createAccount(account: NewAccount, context: AuditContext): Promise<Account> {
@@ -523,46 +524,14 @@ function unavailable(cause: unknown): unknown {
   );
 }
 
-/** Applies every migration not yet recorded, each in its own write transaction. */
-export function applyMigrations(
-  database: DatabaseSync,
-  migrations: readonly Migration[],
-  clock: () => number,
-): number[] {
-  for (let index = 1; index < migrations.length; index++) {
-    if (migrations[index]!.version <= migrations[index - 1]!.version) {
-      throw new RangeError('migrations must be listed in strictly increasing version order');
-    }
-  }
-  database.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`);
-  const applied: number[] = [];
-  for (const migration of migrations) {
-    database.exec('BEGIN IMMEDIATE');
-    try {
-      const done = database
-        .prepare('SELECT 1 FROM schema_migrations WHERE version = ?')
-        .get(migration.version);
-      if (done === undefined) {
-        database.exec(migration.sql);
-        database
-          .prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')
-          .run(migration.version, migration.name, clock());
-        applied.push(migration.version);
-      }
-      database.exec('COMMIT');
-    } catch (cause) {
-      if (database.isTransaction) database.exec('ROLLBACK');
-      throw new PixelfleetError(
-        'PF_ERR_MANAGEMENT_UNAVAILABLE',
-        `identity store migration ${migration.version} failed`,
-        {
-          cause,
-        },
-      );
-    }
-  }
-  return applied;
+/**
+ * Callers of the identity store handle one code for "cannot serve now"; bad options (RangeError)
+ * and a database newer than this build (PF_ERR_STORAGE_CORRUPT) keep theirs, as they need an
+ * operator rather than a retry.
+ */
+function unavailableAtStart(cause: unknown): unknown {
+  if (!isPixelfleetError(cause, 'PF_ERR_STORAGE_UNAVAILABLE')) return cause;
+  return new PixelfleetError('PF_ERR_MANAGEMENT_UNAVAILABLE', cause.message, { cause });
 }
 
 /** Opens (creating and migrating if needed) `<dataDir>/identity.db`. */

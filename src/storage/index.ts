@@ -1,4 +1,7 @@
-/** Local-disk building blocks: an fsynced, checksummed record log with snapshots, and its helpers. */
+/**
+ * Local-disk building blocks: an fsynced, checksummed record log with snapshots, its helpers, and
+ * the shared way to open and migrate an embedded SQLite database.
+ */
 
 export { acquireDirectoryLock, type DirectoryLock } from './directory-lock.ts';
 export { fsyncDirectory, writeFileAtomic } from './durable-file.ts';
@@ -9,3 +12,11 @@ export {
   type RecordLogRecovery,
   type RecordLogStats,
 } from './record-log.ts';
+export {
+  type ApplyMigrationsOptions,
+  appliedMigrations,
+  applyMigrations,
+  openSqliteDatabase,
+  type SqliteDatabaseOptions,
+  type SqliteMigration,
+} from './sqlite.ts';

@@ -8,12 +8,12 @@
  * the meter seals a segment only after its records are committed here, so a commit that reached
  * the disk must stay there through a power cut.
  *
- * Coarser buckets are summed from the minute rows by SQL at query time.
+ * Coarser buckets are summed from the minute rows by SQL at query time. The schema is versioned
+ * by the shared SQLite runner (storage/sqlite.ts), which refuses a file newer than this build.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { PixelfleetError } from '../errors/index.ts';
+import { applyMigrations, openSqliteDatabase, type SqliteMigration } from '../storage/index.ts';
 import { dayMs, hourMs, minuteStart } from './time-buckets.ts';
 import { addRecord, emptyTotals } from './totals.ts';
 import type {
@@ -32,24 +32,31 @@ export interface SqliteUsageStoreOptions {
   busyTimeoutMs?: number;
 }
 
-const schema = `
-  CREATE TABLE IF NOT EXISTS usage_records (
-    record_id   TEXT PRIMARY KEY,
-    account_id  TEXT NOT NULL,
-    finished_at INTEGER NOT NULL
-  ) WITHOUT ROWID;
-  CREATE TABLE IF NOT EXISTS usage_minutes (
-    account_id   TEXT NOT NULL,
-    minute_start INTEGER NOT NULL,
-    conversions  INTEGER NOT NULL,
-    cpu_micros   INTEGER NOT NULL,
-    bytes_in     INTEGER NOT NULL,
-    bytes_out    INTEGER NOT NULL,
-    pixels_in    INTEGER NOT NULL,
-    pixels_out   INTEGER NOT NULL,
-    PRIMARY KEY (account_id, minute_start)
-  ) WITHOUT ROWID;
-`;
+const migrations: readonly SqliteMigration[] = [
+  {
+    version: 1,
+    name: 'record ids and per-minute sums',
+    // IF NOT EXISTS: files created before the store was versioned already hold these tables.
+    sql: `
+      CREATE TABLE IF NOT EXISTS usage_records (
+        record_id   TEXT PRIMARY KEY,
+        account_id  TEXT NOT NULL,
+        finished_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS usage_minutes (
+        account_id   TEXT NOT NULL,
+        minute_start INTEGER NOT NULL,
+        conversions  INTEGER NOT NULL,
+        cpu_micros   INTEGER NOT NULL,
+        bytes_in     INTEGER NOT NULL,
+        bytes_out    INTEGER NOT NULL,
+        pixels_in    INTEGER NOT NULL,
+        pixels_out   INTEGER NOT NULL,
+        PRIMARY KEY (account_id, minute_start)
+      ) WITHOUT ROWID;
+    `,
+  },
+];
 
 const sums = `SUM(conversions) AS conversions, SUM(cpu_micros) AS cpu_micros, SUM(bytes_in) AS bytes_in,
   SUM(bytes_out) AS bytes_out, SUM(pixels_in) AS pixels_in, SUM(pixels_out) AS pixels_out`;
@@ -84,17 +91,14 @@ export class SqliteUsageStore implements UsageStore {
   #closed = false;
 
   constructor(options: SqliteUsageStoreOptions) {
-    if (typeof options.path !== 'string' || options.path === '')
-      throw new RangeError('path must be a file path');
-    const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
-    if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-      throw new RangeError(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`);
-    }
     this.path = options.path;
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-    this.#database = new DatabaseSync(options.path, { timeout: busyTimeoutMs });
+    this.#database = openSqliteDatabase({
+      path: options.path,
+      busyTimeoutMs: options.busyTimeoutMs,
+      synchronous: 'FULL',
+    });
     try {
-      this.#database.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; ${schema}`);
+      applyMigrations(this.#database, migrations, { component: 'usage store' });
       this.#insertRecord = this.#database.prepare(
         'INSERT OR IGNORE INTO usage_records (record_id, account_id, finished_at) VALUES (?, ?, ?)',
       );

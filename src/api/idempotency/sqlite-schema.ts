@@ -1,15 +1,13 @@
 /**
- * The on-disk layout of the embedded idempotency store (`<dataDir>/idempotency.db`).
+ * The on-disk layout of the embedded idempotency store (`<dataDir>/idempotency.db`), as
+ * migrations for the shared SQLite runner (storage/sqlite.ts).
  *
  * One row per (scope, key). `expires_at` is the lease end of an in-progress marker and the
  * retention end of a completed entry, so one index serves both kinds of expiry. The running
  * total of stored bytes is kept by triggers in the same transaction as each change, so the byte
  * budget is checked without summing the table and stays exact across crashes and processes.
  */
-import type { DatabaseSync } from 'node:sqlite';
-import { PixelfleetError } from '../../errors/index.ts';
-
-export const schemaVersion = 1;
+import type { SqliteMigration } from '../../storage/index.ts';
 
 const schema = `
 CREATE TABLE entries (
@@ -45,29 +43,6 @@ CREATE TRIGGER entries_count_update AFTER UPDATE OF size ON entries BEGIN
 END;
 `;
 
-/**
- * Creates the schema in a new file, accepts the current one, refuses a newer one. Must run
- * before WAL is enabled: `auto_vacuum` only takes effect on a file that has no tables yet, and
- * incremental vacuum is what lets a sweep hand freed pages back to the file system.
- */
-export function prepareSchema(database: DatabaseSync, path: string): void {
-  const version = database.prepare('PRAGMA user_version').get()!.user_version as number;
-  if (version === schemaVersion) return;
-  if (version > schemaVersion) {
-    throw new PixelfleetError(
-      'PF_ERR_STORAGE_CORRUPT',
-      `${path} has idempotency schema version ${version}; this build understands up to ${schemaVersion}`,
-    );
-  }
-  database.exec('PRAGMA auto_vacuum = INCREMENTAL');
-  database.exec('BEGIN IMMEDIATE');
-  try {
-    // Another process may have created the schema while this one waited for the lock.
-    const current = database.prepare('PRAGMA user_version').get()!.user_version as number;
-    if (current === 0) database.exec(`${schema}\nPRAGMA user_version = ${schemaVersion};`);
-    database.exec('COMMIT');
-  } catch (cause) {
-    if (database.isTransaction) database.exec('ROLLBACK');
-    throw cause;
-  }
-}
+export const idempotencyMigrations: readonly SqliteMigration[] = [
+  { version: 1, name: 'entries with leases and retention, stored-bytes total', sql: schema },
+];

@@ -18,13 +18,13 @@
  *   saves an fsync on every request.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { join } from 'node:path';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { isPixelfleetError, PixelfleetError } from '../../errors/index.ts';
+import { applyMigrations, openSqliteDatabase } from '../../storage/index.ts';
 import { assertIdempotencyKey } from './key.ts';
-import { prepareSchema } from './sqlite-schema.ts';
+import { idempotencyMigrations } from './sqlite-schema.ts';
 import type { BeginResult, IdempotencyStore, StoredResponse, SweepResult } from './types.ts';
 
 export interface SqliteIdempotencyStoreOptions {
@@ -59,7 +59,6 @@ const defaults = {
   defaultLeaseMs: 60_000,
   maxStoredBytes: 256 * 1024 * 1024,
   sweepIntervalMs: 60_000,
-  busyTimeoutMs: 5_000,
 };
 
 /** Rows deleted per sweep transaction, so a large sweep never holds the write lock for long. */
@@ -130,20 +129,19 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
       'sweepIntervalMs',
       options.sweepIntervalMs ?? defaults.sweepIntervalMs,
     );
-    const busyTimeoutMs = nonNegativeInteger(
-      'busyTimeoutMs',
-      options.busyTimeoutMs ?? defaults.busyTimeoutMs,
-    );
     this.#newToken = options.newToken ?? randomUUID;
 
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-    this.#database = new DatabaseSync(options.path, { timeout: busyTimeoutMs });
+    // Incremental vacuum is what lets a sweep hand freed pages back to the file system.
+    this.#database = openSqliteDatabase({
+      path: options.path,
+      busyTimeoutMs: options.busyTimeoutMs,
+      synchronous: 'NORMAL',
+      autoVacuum: 'INCREMENTAL',
+    });
     try {
-      prepareSchema(this.#database, options.path);
+      applyMigrations(this.#database, idempotencyMigrations, { component: 'idempotency store' });
       // Bound the WAL file after each checkpoint: multi-MB bodies would otherwise leave it large.
-      this.#database.exec(
-        'PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864;',
-      );
+      this.#database.exec('PRAGMA journal_size_limit = 67108864;');
       this.#statements = prepareStatements(this.#database);
     } catch (cause) {
       this.#database.close();

@@ -52,6 +52,8 @@ export function sendProblem(
   const problem = toProblem(error, request.url);
   const headers = attachedHeaders.get(error);
   if (headers) reply.headers(headers);
+  // RFC 6750: a 401 names the scheme the client should use.
+  if (error.status === 401) reply.header('www-authenticate', 'Bearer realm="pixelfleet"');
   const retryAfter = error.extensions.retryAfterSeconds;
   if (typeof retryAfter === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
   else if (error.status === 503) reply.header('retry-after', '1');

@@ -184,6 +184,7 @@ export async function startEmbeddedService(
             {
               jobId: job.id,
               requestId: payload.requestId,
+              traceId: payload.traceparent.split('-')[1],
               accountId: payload.tenant.accountId,
               state: result ? 'succeeded' : 'failed',
               code: error?.code,

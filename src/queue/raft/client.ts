@@ -112,6 +112,8 @@ class NodeConnection {
     options: { timeoutMs: number; unreachable: string | undefined; signal?: AbortSignal },
   ): Promise<unknown> {
     const socket = await this.#connect();
+    // Aborted (or the client closed) while connecting: the abort event has already fired.
+    options.signal?.throwIfAborted();
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const { signal } = options;

@@ -63,11 +63,14 @@ export interface RaftHostOptions {
   application: ReplicatedApplication;
   /** host:port where this node serves queue clients, told to peers for redirects. */
   clientAddress?: string | null;
-  /** Milliseconds per Raft tick. Default 20. */
+  /**
+   * Milliseconds per Raft tick. Default 10: fine-grained ticks spread the randomized election
+   * timeouts over more distinct values, so two followers rarely campaign at once (split vote).
+   */
   tickMs?: number;
-  /** Ticks of leader silence before an election (randomized in [n, 2n)). Default 15 (300–600 ms). */
+  /** Ticks of leader silence before an election (randomized in [n, 2n)). Default 20 (200–400 ms). */
   electionTick?: number;
-  /** Ticks between heartbeats. Default 2. */
+  /** Ticks between heartbeats. Default 3 (30 ms). */
   heartbeatTick?: number;
   /**
    * Snapshot and compact the log once this many bytes of entries were applied since the last
@@ -226,8 +229,8 @@ export class RaftHost {
     this.#storage = storage;
     this.#application = options.application;
     this.#logger = options.logger ?? silentLogger;
-    this.#tickMs = positiveInteger('tickMs', options.tickMs, 20);
-    this.#electionTick = positiveInteger('electionTick', options.electionTick, 15);
+    this.#tickMs = positiveInteger('tickMs', options.tickMs, 10);
+    this.#electionTick = positiveInteger('electionTick', options.electionTick, 20);
     this.#snapshotEveryBytes = positiveInteger(
       'snapshotEveryBytes',
       options.snapshotEveryBytes,
@@ -245,7 +248,7 @@ export class RaftHost {
       voters: options.voters,
       random: options.random ?? Math.random,
       electionTick: this.#electionTick,
-      heartbeatTick: positiveInteger('heartbeatTick', options.heartbeatTick, 2),
+      heartbeatTick: positiveInteger('heartbeatTick', options.heartbeatTick, 3),
       storage: persisted,
       // Client batches are already large; keep appends to a follower within a few MiB.
       maxSizePerMessage: 4 * 1024 * 1024,

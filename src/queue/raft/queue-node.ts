@@ -42,11 +42,11 @@ export interface RaftQueueNodeOptions {
   maxAttempts?: number;
   /** How long finished jobs are kept for `get`, dead letters and deduplication (default 24 h). */
   retentionMs?: number;
-  /** Milliseconds per Raft tick (default 20). */
+  /** Milliseconds per Raft tick (default 10). */
   tickMs?: number;
-  /** Election timeout in ticks, randomized in [n, 2n) (default 15). */
+  /** Election timeout in ticks, randomized in [n, 2n) (default 20, i.e. 200–400 ms). */
   electionTick?: number;
-  /** Heartbeat interval in ticks (default 2). */
+  /** Heartbeat interval in ticks (default 3). */
   heartbeatTick?: number;
   /** Applied bytes between snapshots (default 16 MiB). */
   snapshotEveryBytes?: number;

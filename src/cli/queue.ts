@@ -4,6 +4,13 @@
  *   pixelfleet queue --id n1 --peers n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003 \
  *     --client-port 7101 --data-dir ./data/n1 --cluster-secret <secret>
  *
+ * and administers a running cluster through any node's client port:
+ *
+ *   pixelfleet queue status  --cluster 127.0.0.1:7101,127.0.0.1:7102
+ *   pixelfleet queue members add --cluster ... --id n4 --address 127.0.0.1:7004
+ *   pixelfleet queue members remove --cluster ... --id n2
+ *   pixelfleet queue members transfer --cluster ... [--to n2]
+ *
  * The first signal shuts down gracefully: a leader hands leadership to its most up-to-date
  * follower, then the node stops serving, flushes its log and exits 0. A second signal exits at
  * once. Also runnable directly: `node src/cli/queue.ts --id n1 ...`.
@@ -12,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isPixelfleetError } from '../errors/index.ts';
 import { createLogger } from '../observability/index.ts';
-import { openRaftQueueNode, parseAddress } from '../queue/raft/index.ts';
+import { openRaftQueueNode, parseAddress, RaftQueueClient } from '../queue/raft/index.ts';
 
 const usage = `Usage: pixelfleet queue --id <node> --peers <id=host:port,...> --data-dir <dir> [options]
 
@@ -37,7 +44,14 @@ Options:
   --tick-ms <ms>              Raft tick (default 10)
   --election-ticks <n>        election timeout in ticks, randomized in [n, 2n) (default 20)
   --log-level <level>         pino level (default info)
-  -h, --help                  this text`;
+  -h, --help                  this text
+
+Administration (through the client ports of a running cluster; needs the cluster secret):
+  pixelfleet queue status --cluster <host:port,...>
+  pixelfleet queue members add --cluster <host:port,...> --id <node> --address <raft host:port>
+  pixelfleet queue members remove --cluster <host:port,...> --id <node>
+  pixelfleet queue members transfer --cluster <host:port,...> [--to <node>]
+  (start a node to add with --join and the existing members in --peers, then 'members add')`;
 
 function integer(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -65,6 +79,7 @@ function parsePeers(text: string): Record<string, { host: string; port: number }
  * code once the node has stopped: 0 after a graceful shutdown, 2 for bad arguments, 1 on failure.
  */
 export async function runQueueCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (argv[0] === 'members' || argv[0] === 'status') return administer(argv, env);
   let values: ReturnType<typeof parse>['values'];
   const parse = (args: string[]) =>
     parseArgs({
@@ -187,6 +202,72 @@ export async function runQueueCommand(argv: string[], env: NodeJS.ProcessEnv): P
       },
     });
   });
+}
+
+/** `queue status` and `queue members ...`: one request to the cluster, printed as JSON. */
+async function administer(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [command, action, ...rest] = argv;
+  const args = command === 'status' ? argv.slice(1) : rest;
+  let values: { cluster?: string; id?: string; address?: string; to?: string; 'cluster-secret'?: string };
+  try {
+    values = parseArgs({
+      args,
+      strict: true,
+      options: {
+        cluster: { type: 'string' },
+        id: { type: 'string' },
+        address: { type: 'string' },
+        to: { type: 'string' },
+        'cluster-secret': { type: 'string' },
+      },
+    }).values;
+    if (!values.cluster) throw new RangeError('--cluster (client addresses of the nodes) is required');
+    if (command === 'members' && !['add', 'remove', 'transfer'].includes(action ?? '')) {
+      throw new RangeError(`members takes add, remove or transfer, got ${JSON.stringify(action)}`);
+    }
+    if ((action === 'add' || action === 'remove') && !values.id) throw new RangeError('--id is required');
+    if (action === 'add' && !values.address)
+      throw new RangeError('--address (the Raft host:port) is required');
+  } catch (error) {
+    console.error(`pixelfleet queue: ${(error as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  const secret = values['cluster-secret'] ?? env.PIXELFLEET_CLUSTER_SECRET;
+  const nodes = values.cluster.split(',').filter((part) => part.trim() !== '');
+  const client = new RaftQueueClient({
+    nodes,
+    requestTimeoutMs: 15_000,
+    ...(secret ? { clusterSecret: secret } : {}),
+  });
+  try {
+    let result: unknown;
+    if (command === 'status') result = await leaderStatus(client, nodes);
+    else if (action === 'add') result = await client.addMember(values.id!, values.address!);
+    else if (action === 'remove') result = await client.removeMember(values.id!);
+    else result = await client.transferLeadership(values.to);
+    console.log(JSON.stringify(result, null, 2));
+    return 0;
+  } catch (error) {
+    console.error(`pixelfleet queue: ${error instanceof Error ? error.message : String(error)}`);
+    return error instanceof RangeError || isPixelfleetError(error, 'PF_ERR_ADMIN_UNAUTHORIZED') ? 2 : 1;
+  } finally {
+    await client.close();
+  }
+}
+
+/** The leader's status document (or the first answering node's, when no leader is known). */
+async function leaderStatus(client: RaftQueueClient, nodes: string[]): Promise<Record<string, unknown>> {
+  let lastError: unknown;
+  for (const node of nodes) {
+    try {
+      const status = await client.status(node);
+      const leader = status.leaderClientAddress;
+      return typeof leader === 'string' && leader !== node ? await client.status(leader) : status;
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -11,10 +11,14 @@
  * `n` names a node the client could not reach: a node that believes that node still leads
  * holds the request until a new leader is known, instead of redirecting the client to a corpse.
  *
+ * Admin operations (membership changes, leadership transfer) carry an HMAC of the cluster secret
+ * over the request and a timestamp (`adminProof`); the secret itself never crosses the wire.
+ *
  * The same port answers plain HTTP `GET /status` and `GET /health` (anything not starting with
  * the magic is treated as HTTP), so operators can curl it.
  */
 
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { ErrorCode } from '../../errors/index.ts';
 import { isPixelfleetError, PixelfleetError } from '../../errors/index.ts';
 
@@ -32,7 +36,48 @@ export type Operation =
   | 'deadLetters'
   | 'stats'
   | 'status'
-  | 'cancel';
+  | 'cancel'
+  | 'addMember'
+  | 'removeMember'
+  | 'transferLeadership';
+
+/** Operations that change the cluster itself: they must carry a proof of the cluster secret. */
+export const adminOperations: ReadonlySet<Operation> = new Set([
+  'addMember',
+  'removeMember',
+  'transferLeadership',
+]);
+/** An admin proof is accepted this long around the server's clock (replays beyond it are refused). */
+export const ADMIN_PROOF_WINDOW_MS = 60_000;
+
+/**
+ * Proof that an admin request comes from someone holding the cluster secret, without sending
+ * the secret: HMAC-SHA256 over the operation, its arguments and a timestamp.
+ */
+export function adminProof(
+  secret: string | Uint8Array,
+  operation: Operation,
+  args: unknown,
+  at: number,
+): string {
+  return createHmac('sha256', secret)
+    .update(JSON.stringify(['pixelfleet-queue-admin-v1', operation, args, at]))
+    .digest('hex');
+}
+
+export function verifyAdminProof(
+  secret: string | Uint8Array,
+  operation: Operation,
+  args: Record<string, unknown>,
+  now: number,
+): boolean {
+  const { proof, at, ...rest } = args;
+  if (typeof proof !== 'string' || typeof at !== 'number' || Math.abs(now - at) > ADMIN_PROOF_WINDOW_MS)
+    return false;
+  const expected = Buffer.from(adminProof(secret, operation, rest, at), 'hex');
+  const given = Buffer.from(proof, 'hex');
+  return given.byteLength === expected.byteLength && timingSafeEqual(given, expected);
+}
 
 export interface RequestFrame {
   i: number;

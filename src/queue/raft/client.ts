@@ -37,6 +37,7 @@ import {
   validateOutcome,
 } from '../validate.ts';
 import {
+  adminProof,
   encodeFrame,
   FrameSplitter,
   formatAddress,
@@ -62,6 +63,8 @@ export interface RaftQueueClientOptions {
   connectTimeoutMs?: number;
   /** Uniform random source in [0, 1) for the jitter. */
   random?: () => number;
+  /** The cluster secret, only needed for admin operations (membership, leadership transfer). */
+  clusterSecret?: string | Uint8Array;
 }
 
 /** Counters for tests, benchmarks and metrics. */
@@ -233,6 +236,7 @@ export class RaftQueueClient implements JobQueue {
   readonly #retryMaxDelayMs: number;
   readonly #connectTimeoutMs: number;
   readonly #random: () => number;
+  readonly #clusterSecret: string | Uint8Array | undefined;
   readonly #closeController = new AbortController();
   #leader: string | null = null;
   #cursor = 0;
@@ -262,6 +266,7 @@ export class RaftQueueClient implements JobQueue {
       throw new RangeError('retryMaxDelayMs must be at least retryInitialDelayMs');
     }
     this.#random = options.random ?? Math.random;
+    this.#clusterSecret = options.clusterSecret;
     // Start somewhere different per client, so many clients do not all probe node 1 first.
     this.#cursor = Math.floor(this.#random() * this.#nodes.length);
   }
@@ -342,6 +347,32 @@ export class RaftQueueClient implements JobQueue {
     return !this.#closed;
   }
 
+  /**
+   * Adds a voter to the cluster (sent to the leader): `raftAddress` is where the new node listens
+   * for its peers; start it first with `--join`. Needs `clusterSecret`. Resolves with the voters.
+   */
+  async addMember(
+    id: string,
+    raftAddress: string | { host: string; port: number },
+  ): Promise<{ voters: string[] }> {
+    const address = typeof raftAddress === 'string' ? parseAddress(raftAddress) : raftAddress;
+    return (await this.#admin('addMember', { id, host: address.host, port: address.port })) as {
+      voters: string[];
+    };
+  }
+
+  /** Removes a voter from the cluster. Needs `clusterSecret`. Resolves with the voters. */
+  async removeMember(id: string): Promise<{ voters: string[] }> {
+    return (await this.#admin('removeMember', { id })) as { voters: string[] };
+  }
+
+  /** Asks the leader to hand leadership over (to `to`, or its most up-to-date follower). */
+  async transferLeadership(to?: string): Promise<{ leader: string | null }> {
+    return (await this.#admin('transferLeadership', to === undefined ? {} : { to })) as {
+      leader: string | null;
+    };
+  }
+
   /** The node currently believed to lead, by client address. */
   get leader(): string | null {
     return this.#leader;
@@ -363,6 +394,15 @@ export class RaftQueueClient implements JobQueue {
 
   #assertOpen(): void {
     if (this.#closed) throw new PixelfleetError('PF_ERR_QUEUE_CLOSED', 'the queue client is closed');
+  }
+
+  #admin(operation: Operation, args: Record<string, unknown>): Promise<unknown> {
+    if (this.#clusterSecret === undefined) {
+      throw new RangeError(`${operation} needs the clusterSecret option`);
+    }
+    const at = Date.now();
+    const proof = adminProof(this.#clusterSecret, operation, args, at);
+    return this.#call(operation, { ...args, at, proof });
   }
 
   #connection(address: string): NodeConnection {

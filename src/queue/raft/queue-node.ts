@@ -132,6 +132,7 @@ export async function openRaftQueueNode(options: RaftQueueNodeOptions): Promise<
         queue,
         host,
         listen: options.clientListen,
+        adminSecret: options.clusterSecret,
         // This node's applied state, not a linearizable read: enough for an operator's glance.
         describe: () => {
           const stats = application.machine.stats();

@@ -20,6 +20,7 @@ import {
   PROTOCOL_MAGIC,
   type RequestFrame,
   toWireError,
+  verifyAdminProof,
 } from './client-protocol.ts';
 import type { RaftHost } from './node.ts';
 
@@ -31,6 +32,8 @@ export interface QueueServerOptions {
   holdMs?: number;
   /** Extra members for GET /status (queue stats, process info...). */
   describe?: () => Record<string, unknown>;
+  /** The cluster secret: admin operations must prove they know it. Without it they are refused. */
+  adminSecret?: string | Uint8Array;
   logger?: QueueLogger;
 }
 
@@ -107,9 +110,35 @@ export async function startQueueServer(options: QueueServerOptions): Promise<Que
         return queue.stats();
       case 'status':
         return status();
+      case 'addMember':
+      case 'removeMember':
+      case 'transferLeadership':
+        return administer(request.o, args);
       default:
         throw new PixelfleetError('PF_ERR_BAD_REQUEST', `unknown operation ${JSON.stringify(request.o)}`);
     }
+  }
+
+  async function administer(operation: Operation, args: Record<string, unknown>): Promise<unknown> {
+    if (
+      options.adminSecret === undefined ||
+      !verifyAdminProof(options.adminSecret, operation, args, Date.now())
+    ) {
+      throw new PixelfleetError(
+        'PF_ERR_ADMIN_UNAUTHORIZED',
+        `${operation} needs a valid proof of the cluster secret`,
+      );
+    }
+    const host = options.host;
+    if (operation === 'transferLeadership') {
+      if (!host.isLeader) throw host.notLeaderError();
+      return { leader: await host.transferLeadership(typeof args.to === 'string' ? args.to : undefined) };
+    }
+    if (typeof args.id !== 'string' || args.id === '') throw new RangeError('a member id is required');
+    if (operation === 'removeMember') await host.removeMember(args.id);
+    else await host.addMember(args.id, { host: String(args.host), port: Number(args.port) });
+    options.logger?.info({ node: host.id, operation, member: args.id }, 'cluster membership changed');
+    return { voters: host.status().voters };
   }
 
   /** This node closing is not the client's queue closing: tell it to go elsewhere. */

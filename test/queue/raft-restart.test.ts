@@ -98,3 +98,29 @@ test('raft queue - a node restarts from its snapshot plus the log after it', {
   assert.equal(stats.enqueuedTotal, 600);
   assert.equal(stats.ackedTotal, 200);
 });
+
+test('raft queue - a one-node group in embedded use redelivers the leases of the previous process on start', {
+  timeout: 30_000,
+}, async (t) => {
+  const directory = await tempDir(t, 'pixelfleet-raft-');
+  const listen = { host: '127.0.0.1', port: await freePort() };
+  const open = () =>
+    openRaftQueueNode({
+      id: 'n1',
+      listen,
+      peers: {},
+      dataDir: directory.path,
+      clusterSecret: testClusterSecret,
+      releaseLeasesOnStart: true,
+    });
+  const first = await open();
+  await first.queue.enqueue({ id: 'held', account: 'a', payload: {} });
+  const claimed = (await first.queue.claim({ consumer: 'w', leaseMs: 600_000 }))!;
+  await first.close();
+
+  const second = await open();
+  t.after(() => second.close());
+  const again = await second.queue.claim({ consumer: 'w', leaseMs: 60_000, waitMs: 5_000 });
+  assert.equal(again?.id, claimed.id);
+  assert.equal(again?.attempt, 2);
+});

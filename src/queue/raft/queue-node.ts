@@ -55,6 +55,11 @@ export interface RaftQueueNodeOptions {
   transport?: Partial<Omit<TransportOptions, 'nodeId' | 'listen' | 'peers' | 'secret' | 'onMessage'>>;
   /** Time source for command times (epoch ms). */
   clock?: { now(): number };
+  /**
+   * One-node embedded use: expire the leases of the previous process on start, as the embedded
+   * queue does (its consumers died with it). Never set this for a multi-node cluster.
+   */
+  releaseLeasesOnStart?: boolean;
 }
 
 export interface RaftQueueNode {
@@ -124,6 +129,7 @@ export async function openRaftQueueNode(options: RaftQueueNodeOptions): Promise<
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
     onClose: close,
+    ...(options.releaseLeasesOnStart ? { releaseLeasesOnStart: true } : {}),
   });
   try {
     let clientAddress: string | null = null;

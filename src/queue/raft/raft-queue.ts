@@ -77,6 +77,12 @@ export interface RaftQueueOptions {
   clock?: { now(): number };
   /** Runs when the queue is closed (the node facade closes the node with it). */
   onClose?: () => Promise<void>;
+  /**
+   * Expire every lease held when this node first leads after starting (embedded mode: the
+   * consumers lived in the process that stopped). Never for a multi-node cluster, whose workers
+   * run elsewhere and outlive a leader. Default false.
+   */
+  releaseLeasesOnStart?: boolean;
 }
 
 const silentLogger: QueueLogger = { info() {}, warn() {}, error() {} };
@@ -90,6 +96,7 @@ export class RaftQueue implements JobQueue {
   readonly #waiters = new ClaimWaiters();
   readonly #unsubscribe: () => void;
   readonly #onClose: (() => Promise<void>) | undefined;
+  #releaseLeasesPending: boolean;
   #pending: PendingCommand[] = [];
   #pendingBytes = 0;
   #flushScheduled = false;
@@ -109,6 +116,7 @@ export class RaftQueue implements JobQueue {
     this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? Date;
     this.#onClose = options.onClose;
+    this.#releaseLeasesPending = options.releaseLeasesOnStart === true;
     this.#unsubscribe = this.#host.subscribe({
       roleChanged: () => this.#leadershipChanged(),
       applied: () => this.#stateAdvanced(),
@@ -394,6 +402,20 @@ export class RaftQueue implements JobQueue {
       ) {
         this.#submit({ type: 'configure', ...this.#config }).catch((error) =>
           this.#logger.warn({ err: error }, 'could not write the queue configuration to the log'),
+        );
+      }
+      if (this.#releaseLeasesPending) {
+        this.#releaseLeasesPending = false;
+        this.#submit({ type: 'release-leases' }).then(
+          (result: TickApplied) => {
+            if (result.changed) {
+              this.#logger.warn(
+                { redelivered: result.redelivered.length, deadLettered: result.deadLettered.length },
+                'queue reopened with leases held by the previous process; their jobs are redelivered',
+              );
+            }
+          },
+          (error) => this.#logger.warn({ err: error }, 'could not release the previous leases'),
         );
       }
     }

@@ -180,7 +180,6 @@ export class Dispatcher {
    * in flight are bounded; past the bound the loop waits before claiming more.
    */
   async #track(settling: Promise<void>): Promise<void> {
-    // (settle() below boxes a settlement so that returning it from #process does not await it.)
     const tracked = settling
       .catch((error) => this.#options.onError?.(error))
       .finally(() => this.#settling.delete(tracked));

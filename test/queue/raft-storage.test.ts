@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { readdir, stat, truncate } from 'node:fs/promises';
+import { readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Entry, HardState, Ready, Snapshot } from '../../src/consensus/index.ts';
+import { isPixelfleetError } from '../../src/errors/index.ts';
 import { openRaftStorage } from '../../src/queue/raft/index.ts';
 import { tempDir } from '../support/index.ts';
 
@@ -150,4 +151,37 @@ test('raft storage - a snapshot from the leader replaces the whole log atomicall
   assert.deepEqual(summary(state.entries), ['11@3:e11']);
   assert.deepEqual(state.hardState, { term: 3, vote: null, commit: 10 });
   await reopened.storage.close();
+});
+
+test('raft storage - snapshots live in one file named by the log; strays from a crash are removed', async (t) => {
+  const directory = await tempDir(t);
+  const { storage } = await openRaftStorage({ directory: directory.path });
+  await storage.save(ready({ entries: [1, 2, 3, 4].map((index) => entry(index, 1)) }));
+  await storage.compact({ meta: { index: 2, term: 1, voters: ['n1'] }, data: Buffer.from('state@2') });
+  await storage.compact({ meta: { index: 3, term: 1, voters: ['n1'] }, data: Buffer.from('state@3') });
+  const files = async () =>
+    (await readdir(directory.path)).filter((name) => name.startsWith('raft-snapshot-')).sort();
+  assert.deepEqual(await files(), ['raft-snapshot-00000000000000000003-1.bin']);
+  await storage.close();
+  // A crash after writing a newer snapshot file, before the log named it.
+  await writeFile(join(directory.path, 'raft-snapshot-00000000000000000004-1.bin'), 'state@4');
+  await writeFile(join(directory.path, 'raft-snapshot-00000000000000000004-1.bin.tmp'), 'state@4, half');
+  const reopened = await openRaftStorage({ directory: directory.path });
+  const state = reopened.storage.persistedState();
+  assert.equal(Buffer.from(state.snapshot!.data).toString(), 'state@3');
+  assert.deepEqual(summary(state.entries), ['4@1:e4']);
+  assert.deepEqual(await files(), ['raft-snapshot-00000000000000000003-1.bin']);
+  await reopened.storage.close();
+});
+
+test('raft storage - a damaged snapshot file fails the open instead of losing state', async (t) => {
+  const directory = await tempDir(t);
+  const { storage } = await openRaftStorage({ directory: directory.path });
+  await storage.save(ready({ entries: [entry(1, 1), entry(2, 1)] }));
+  await storage.compact({ meta: { index: 2, term: 1, voters: ['n1'] }, data: Buffer.from('state@2') });
+  await storage.close();
+  await writeFile(join(directory.path, 'raft-snapshot-00000000000000000002-1.bin'), 'state@X');
+  await assert.rejects(openRaftStorage({ directory: directory.path }), (error: unknown) =>
+    isPixelfleetError(error, 'PF_ERR_STORAGE_CORRUPT'),
+  );
 });

@@ -9,18 +9,26 @@
  * needed. A Ready is one record, so a torn write loses a whole Ready or nothing, never entries
  * without the hard state that goes with them (the record log's CRC framing drops a torn tail).
  *
- * Snapshots (taken by this node with `compact`, or received from the leader in a Ready) become
- * the record log's snapshot: the Raft snapshot plus the hard state and the entries still after
- * it, written atomically; older records are deleted. Replay = that state, then later records.
+ * Snapshots (taken by this node with `compact`, or received from the leader in a Ready) go to
+ * their own file, `raft-snapshot-<index>-<term>.bin` (written to a temporary name in chunks,
+ * fsynced, renamed), OFF the log's fsync chain: a state of tens of megabytes must not hold up
+ * the small appends behind it (which would stall heartbeats and trigger needless elections).
+ * Only then does the record log compact, into a small record naming that file (with its CRC),
+ * plus the hard state and the entries after the snapshot; older records and snapshot files are
+ * deleted. Replay = that record (and file), then later records. A crash at any point leaves the
+ * previous snapshot and the full log after it.
  *
  * Group commit: `save` appends without waiting; records appended while an fsync runs share the
  * next one. The returned promise resolves once the Ready is durable. A Ready that only advances
  * the commit index writes nothing: the core never needs a durable commit index for safety (it
  * relearns it from the leader), so it rides along with the next record, or the final flush.
  */
+import { type FileHandle, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import type { Entry, HardState, PersistedState, Ready, Snapshot } from '../../consensus/index.ts';
 import { PixelfleetError } from '../../errors/index.ts';
-import { openRecordLog, type RecordLog, type RecordLogStats } from '../../storage/index.ts';
+import { fsyncDirectory, openRecordLog, type RecordLog, type RecordLogStats } from '../../storage/index.ts';
 import {
   ByteReader,
   ByteWriter,
@@ -35,7 +43,10 @@ import {
 } from './binary.ts';
 
 const READY_RECORD = 1;
-const STATE_RECORD = 2;
+const STATE_RECORD = 3;
+const SNAPSHOT_FILE_PATTERN = /^raft-snapshot-\d{20}-\d+\.bin(\.tmp)?$/;
+/** Snapshot files are written and flushed this much at a time (see the module header). */
+const SNAPSHOT_WRITE_CHUNK = 4 * 1024 * 1024;
 
 export interface RaftStorageOptions {
   directory: string;
@@ -58,6 +69,13 @@ interface StoredState {
   entries: Entry[];
 }
 
+/** How the log's state record names the snapshot file. */
+interface SnapshotFile {
+  name: string;
+  crc: number;
+  length: number;
+}
+
 export async function openRaftStorage(
   options: RaftStorageOptions,
 ): Promise<{ storage: RaftStorage; recovery: RaftStorageRecovery }> {
@@ -68,12 +86,16 @@ export async function openRaftStorage(
   });
   try {
     const state: StoredState = recovery.snapshot
-      ? decodeState(recovery.snapshot)
+      ? await decodeState(recovery.snapshot, options.directory)
       : { hardState: { term: 0, vote: null, commit: 0 }, snapshot: undefined, entries: [] };
+    await removeSnapshotFiles(
+      options.directory,
+      state.snapshot ? snapshotFileName(state.snapshot) : undefined,
+    );
     for (const [position, record] of recovery.records.entries()) {
       applyReadyRecord(state, record, `${options.directory} record ${position}`);
     }
-    storage = new RaftStorage(log, state);
+    storage = new RaftStorage(log, state, options.directory);
     const result: RaftStorageRecovery = {
       truncatedBytes: recovery.truncatedBytes,
       replayedRecords: recovery.records.length,
@@ -88,15 +110,19 @@ export async function openRaftStorage(
 
 export class RaftStorage {
   readonly #log: RecordLog;
+  readonly #directory: string;
+  /** Snapshot writes, one after another (a newer one supersedes an older one still queued). */
+  #snapshotChain: Promise<void> = Promise.resolve();
   /** A mirror of what the log holds (once its pending writes land): what a restart would see. */
   readonly #state: StoredState;
   /** The mirror's hard state moved (commit only) since the last record carried it. */
   #hardStateUnwritten = false;
 
   /** Use `openRaftStorage`. */
-  constructor(log: RecordLog, state: StoredState) {
+  constructor(log: RecordLog, state: StoredState, directory: string) {
     this.#log = log;
     this.#state = state;
+    this.#directory = directory;
   }
 
   /** What to hand the Raft core at start: everything recovered from disk. */
@@ -124,9 +150,8 @@ export class RaftStorage {
       state.entries = state.entries.filter((entry) => entry.index > ready.snapshot!.meta.index);
       if (ready.entries.length > 0) replaceSuffix(state, ready.entries);
       if (ready.hardState) state.hardState = { ...ready.hardState };
-      this.#hardStateUnwritten = false;
-      // The record log's snapshot is atomic: snapshot, entries and hard state land together.
-      return this.#log.compact(encodeState(state));
+      // The log's state record lands atomically: snapshot file, entries and hard state together.
+      return this.#persistSnapshot(ready.snapshot);
     }
     if (ready.hardState) {
       this.#state.hardState = { ...ready.hardState };
@@ -151,8 +176,25 @@ export class RaftStorage {
     const state = this.#state;
     state.snapshot = snapshot;
     state.entries = state.entries.filter((entry) => entry.index > snapshot.meta.index);
-    this.#hardStateUnwritten = false;
-    return this.#log.compact(encodeState(state));
+    return this.#persistSnapshot(snapshot);
+  }
+
+  #persistSnapshot(snapshot: Snapshot): Promise<void> {
+    const job = this.#snapshotChain.then(async () => {
+      // A newer snapshot replaced this one before its turn: that one is written instead.
+      if (this.#state.snapshot !== snapshot) return;
+      const name = snapshotFileName(snapshot);
+      await writeSnapshotFile(this.#directory, name, snapshot.data);
+      if (this.#state.snapshot !== snapshot) return;
+      // Everything appended before this call is in the mirror, as the record log requires.
+      this.#hardStateUnwritten = false;
+      await this.#log.compact(
+        encodeState(this.#state, { name, crc: crc32(snapshot.data), length: snapshot.data.byteLength }),
+      );
+      await removeSnapshotFiles(this.#directory, name);
+    });
+    this.#snapshotChain = job.catch(() => {});
+    return job;
   }
 
   /** Resolves once everything saved so far is durable. */
@@ -174,6 +216,7 @@ export class RaftStorage {
 
   /** Flushes pending writes (and the latest commit index) and releases the directory. */
   async close(): Promise<void> {
+    await this.#snapshotChain;
     if (this.#hardStateUnwritten && this.#log.writable) {
       await this.#appendRecord([]).catch(() => {});
     }
@@ -217,24 +260,65 @@ function applyReadyRecord(state: StoredState, record: Uint8Array, where: string)
   if (hardState) state.hardState = hardState;
 }
 
-function encodeState(state: StoredState): Buffer {
-  const meta = state.snapshot ? textBytes(JSON.stringify(state.snapshot.meta)) : undefined;
-  const snapshotSize = state.snapshot ? 4 + meta!.byteLength + 4 + state.snapshot.data.byteLength : 0;
+function snapshotFileName(snapshot: Snapshot): string {
+  return `raft-snapshot-${String(snapshot.meta.index).padStart(20, '0')}-${snapshot.meta.term}.bin`;
+}
+
+/** Writes `data` to `<directory>/<name>` durably and atomically, flushing as it goes. */
+async function writeSnapshotFile(directory: string, name: string, data: Uint8Array): Promise<void> {
+  const temporary = join(directory, `${name}.tmp`);
+  const handle = await open(temporary, 'w');
+  try {
+    for (let offset = 0; offset < data.byteLength; offset += SNAPSHOT_WRITE_CHUNK) {
+      await writeFully(
+        handle,
+        data.subarray(offset, Math.min(offset + SNAPSHOT_WRITE_CHUNK, data.byteLength)),
+        offset,
+      );
+      // Flushing chunk by chunk keeps any one journal commit (and the appends queued behind it) short.
+      await handle.datasync();
+    }
+    await handle.sync();
+  } catch (error) {
+    await handle.close().catch(() => {});
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  await handle.close();
+  await rename(temporary, join(directory, name));
+  await fsyncDirectory(directory);
+}
+
+async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let written = 0;
+  while (written < data.byteLength) {
+    const { bytesWritten } = await handle.write(data, written, data.byteLength - written, position + written);
+    if (bytesWritten === 0) throw new Error('snapshot write made no progress');
+    written += bytesWritten;
+  }
+}
+
+/** Deletes snapshot files (and leftovers of interrupted writes) other than `keep`. */
+async function removeSnapshotFiles(directory: string, keep: string | undefined): Promise<void> {
+  for (const name of await readdir(directory)) {
+    if (name !== keep && SNAPSHOT_FILE_PATTERN.test(name)) await rm(join(directory, name), { force: true });
+  }
+}
+
+function encodeState(state: StoredState, file: SnapshotFile | undefined): Buffer {
+  const meta = state.snapshot ? textBytes(JSON.stringify({ meta: state.snapshot.meta, file })) : undefined;
   const writer = new ByteWriter(
-    1 + hardStateSize(state.hardState) + 1 + snapshotSize + entriesSize(state.entries),
+    1 + hardStateSize(state.hardState) + 1 + (meta ? 4 + meta.byteLength : 0) + entriesSize(state.entries),
   );
   writer.u8(STATE_RECORD);
   writeHardState(writer, state.hardState);
-  writer.u8(state.snapshot ? 1 : 0);
-  if (state.snapshot) {
-    writer.bytes(meta!);
-    writer.bytes(state.snapshot.data);
-  }
+  writer.u8(meta ? 1 : 0);
+  if (meta) writer.bytes(meta);
   writeEntries(writer, state.entries);
   return writer.finish();
 }
 
-function decodeState(data: Uint8Array): StoredState {
+async function decodeState(data: Uint8Array, directory: string): Promise<StoredState> {
   const reader = new ByteReader(data, 'Raft storage snapshot');
   if (reader.u8() !== STATE_RECORD) {
     throw new PixelfleetError('PF_ERR_STORAGE_CORRUPT', 'Raft storage snapshot has an unknown format');
@@ -242,8 +326,20 @@ function decodeState(data: Uint8Array): StoredState {
   const hardState = readHardState(reader);
   let snapshot: Snapshot | undefined;
   if (reader.u8() === 1) {
-    const meta = JSON.parse(bytesText(reader.bytes())) as Snapshot['meta'];
-    snapshot = { meta, data: reader.bytes() };
+    const { meta, file } = JSON.parse(bytesText(reader.bytes())) as {
+      meta: Snapshot['meta'];
+      file: SnapshotFile;
+    };
+    const path = join(directory, file.name);
+    const content = await readFile(path).catch((error: unknown) => {
+      throw new PixelfleetError('PF_ERR_STORAGE_CORRUPT', `${path}: the snapshot the log names is missing`, {
+        cause: error,
+      });
+    });
+    if (content.byteLength !== file.length || crc32(content) !== file.crc) {
+      throw new PixelfleetError('PF_ERR_STORAGE_CORRUPT', `${path} does not match its length and checksum`);
+    }
+    snapshot = { meta, data: content };
   }
   return { hardState, snapshot, entries: readEntries(reader) };
 }

@@ -11,9 +11,9 @@
  *
  * Plus, in-process: a one-node Raft group against the embedded queue (the single-node default).
  *
- *   node bench/queue.ts [--json] [--skip-nats] [--skip-single] [--failover-runs 5]
+ *   node bench/queue.ts [--json] [--skip-nats] [--skip-single] [--failover-runs 5] [--logs <dir>]
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -37,6 +37,8 @@ const { values } = parseArgs({
     'skip-single': { type: 'boolean', default: false },
     'failover-runs': { type: 'string', default: '5' },
     'publish-seconds': { type: 'string', default: '4' },
+    /** Keep the Raft nodes' data and logs in this directory (for post-mortems). */
+    logs: { type: 'string' },
   },
 });
 const failoverRuns = Number(values['failover-runs']);
@@ -191,7 +193,14 @@ async function failoverRun(
 
 async function benchRaftQueue(): Promise<RaftBenchResult> {
   const startedAt = performance.now();
-  const cluster = await startProcessCluster({ size: 3 });
+  const logs = values.logs;
+  if (logs !== undefined) await mkdir(logs, { recursive: true });
+  const cluster = await startProcessCluster({
+    size: 3,
+    ...(logs === undefined
+      ? {}
+      : { directory: { path: logs, remove: async () => {}, [Symbol.asyncDispose]: async () => {} } }),
+  });
   log(`raft: 3 node processes, client ports ${cluster.clientAddresses.join(', ')}`);
   const client = new RaftQueueClient({ nodes: cluster.clientAddresses, attemptTimeoutMs: 1000 });
   try {

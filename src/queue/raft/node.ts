@@ -217,6 +217,7 @@ export class RaftHost {
   #snapshotsInstalled = 0;
   #ticker: NodeJS.Timeout | undefined;
   #ticks = 0;
+  #holdElectionTimerUntil = 0;
   #loopScheduled = false;
   #loop: Promise<void> | undefined;
   #started = false;
@@ -525,7 +526,8 @@ export class RaftHost {
 
   #tick(): void {
     if (this.#closed || this.#failure) return;
-    this.#core.tick();
+    // See #receive: a peer is running an election; do not start a competing one just now.
+    if (this.#role.role === 'leader' || performance.now() >= this.#holdElectionTimerUntil) this.#core.tick();
     this.#ticks++;
     // Every ~250 ms: fail proposals whose fate is unknown for too long (e.g. a deposed leader).
     if (this.#ticks % Math.max(1, Math.round(250 / this.#tickMs)) === 0) this.#expireProposals();
@@ -548,6 +550,14 @@ export class RaftHost {
     const message = decoded.message;
     // The sender is authenticated by the transport; a message claiming another sender is forged.
     if (message.from !== from || message.to !== this.id) return;
+    if (message.type === 'preVote' && this.#role.role === 'follower') {
+      // Split votes: when the leader dies, both followers time out within a few ms of each other
+      // in ~1 election of 5; both campaign, neither wins, and the retry costs another timeout.
+      // A follower that hears a peer's pre-vote first holds its own election timer for half an
+      // election timeout, so that peer's election can finish. Only liveness is affected, and
+      // boundedly: a peer that cannot win (stale log) delays our campaign by at most this much.
+      this.#holdElectionTimerUntil = performance.now() + (this.#electionTick * this.#tickMs) / 2;
+    }
     this.#core.step(message);
     this.#schedule();
   }

@@ -197,7 +197,7 @@ export async function runQueueCommand(argv: string[], env: NodeJS.ProcessEnv): P
     process.on('SIGINT', onSignal);
     node.host.subscribe({
       failed: (error) => {
-        logger.error({ err: error }, 'queue node lost its disk; exiting');
+        logger.error({ err: error }, 'queue node stopped after a failure; exiting');
         node.close().finally(() => stop(1));
       },
     });

@@ -98,7 +98,7 @@ export interface HostListener {
   roleChanged?(change: RoleChange): void;
   /** After each batch of committed entries was applied. */
   applied?(index: number): void;
-  /** The node stopped because its disk failed. */
+  /** The node stopped for good (its disk failed, or applying the log failed). */
   failed?(error: Error): void;
 }
 
@@ -458,13 +458,25 @@ export class RaftHost {
 
   /** Called by the storage when a write or fsync fails: the node stops taking part. */
   diskFailed(error: Error): void {
+    this.#halt(error, 'raft storage failed; this node stops');
+  }
+
+  /**
+   * Stops the node for good: after a disk failure, or when applying or persisting a Ready threw
+   * (a replica must stop rather than diverge from the others).
+   */
+  #halt(error: Error, reason: string): void {
     if (this.#failure || this.#closed) return;
     this.#failure = error;
-    this.#logger.error({ err: error, node: this.id }, 'raft storage failed; this node stops');
+    this.#logger.error({ err: error, node: this.id }, reason);
     clearInterval(this.#ticker);
-    const unavailable = new PixelfleetError('PF_ERR_QUEUE_UNAVAILABLE', 'the queue node lost its disk', {
-      cause: error,
-    });
+    const unavailable = new PixelfleetError(
+      'PF_ERR_QUEUE_UNAVAILABLE',
+      'the queue node stopped after a failure',
+      {
+        cause: error,
+      },
+    );
     this.#rejectEverything(unavailable);
     // A node that cannot persist must not vote or acknowledge: cut it off.
     this.#transport.close().catch(() => {});
@@ -487,7 +499,7 @@ export class RaftHost {
   #assertRunning(): void {
     if (this.#closed) throw new PixelfleetError('PF_ERR_QUEUE_CLOSED', 'the queue node is closed');
     if (this.#failure) {
-      throw new PixelfleetError('PF_ERR_QUEUE_UNAVAILABLE', 'the queue node lost its disk', {
+      throw new PixelfleetError('PF_ERR_QUEUE_UNAVAILABLE', 'the queue node stopped after a failure', {
         cause: this.#failure,
       });
     }
@@ -584,7 +596,8 @@ export class RaftHost {
       try {
         await this.#handle(ready);
       } catch (error) {
-        if (!this.#failure) this.diskFailed(error instanceof Error ? error : new Error(String(error)));
+        const failure = error instanceof Error ? error : new Error(String(error));
+        this.#halt(failure, 'raft node failed to persist or apply a Ready; this node stops');
         return;
       }
     }

@@ -122,7 +122,9 @@ export class RaftQueue implements JobQueue {
       applied: () => this.#stateAdvanced(),
       failed: (error) =>
         this.#waiters.rejectAll(
-          new PixelfleetError('PF_ERR_QUEUE_UNAVAILABLE', 'the queue node lost its disk', { cause: error }),
+          new PixelfleetError('PF_ERR_QUEUE_UNAVAILABLE', 'the queue node stopped after a failure', {
+            cause: error,
+          }),
         ),
     });
     this.#leadershipChanged();

@@ -7,6 +7,7 @@ import { describeSettings, loadConfig } from '../config/index.ts';
 import { isPixelfleetError } from '../errors/index.ts';
 import { startEmbeddedService } from '../service/embedded.ts';
 import { runAdminCommand } from './admin.ts';
+import { runQueueCommand } from './queue.ts';
 
 const usage = `Usage: pixelfleet <command> [options]
 
@@ -15,6 +16,7 @@ Commands:
   config           Print every setting with its flag, environment variable and default
   admin            Manage accounts, API keys, tiers; read usage and the audit log
                    (talks to the admin API of a running server; 'pixelfleet admin --help')
+  queue            Run or administer a node of the Raft-replicated job queue ('pixelfleet queue --help')
   version          Print the version
 
 Run 'pixelfleet start --help' for the settings of start.`;
@@ -61,6 +63,9 @@ async function main(argv: string[]): Promise<void> {
     case 'admin':
       process.exitCode = await runAdminCommand(rest, process.env);
       return;
+    case 'queue':
+      process.exit(await runQueueCommand(rest, process.env));
+      break;
     case 'config':
       console.log(describeSettings());
       return;

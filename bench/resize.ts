@@ -4,6 +4,8 @@
  *  (a) the raw limit — the same conversions in bare sharp processes, one per core, no HTTP;
  *  (b) ipx serving the same conversions;
  * plus worker RSS after 1,000 and after 10,000 conversions (allocator creep).
+ * Saturation is measured closed-loop (autocannon, 4 connections per core); latency at 80 % of
+ * saturation open-loop with evenly spaced arrivals (open-loop.ts), for both servers alike.
  * Options: --duration S (per phase, default 20), --creep N (default 10000, 0 = skip).
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
@@ -14,6 +16,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { openLoop } from './open-loop.ts';
 
 const { values } = parseArgs({
   options: {
@@ -150,8 +153,12 @@ async function issueKey(adminUrl: string): Promise<string> {
     if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
     return (await response.json()) as unknown;
   };
-  const { account } = (await call('/admin/accounts', { name: 'bench', tier: 'enterprise' })) as { account: { id: string } };
-  const { apiKey } = (await call(`/admin/accounts/${account.id}/keys`, { scopes: ['images:write'] })) as { apiKey: string };
+  const { account } = (await call('/admin/accounts', { name: 'bench', tier: 'enterprise' })) as {
+    account: { id: string };
+  };
+  const { apiKey } = (await call(`/admin/accounts/${account.id}/keys`, { scopes: ['images:write'] })) as {
+    apiKey: string;
+  };
   return apiKey;
 }
 
@@ -191,14 +198,18 @@ async function main(): Promise<void> {
     body: bodies[i % bodies.length]!,
   });
   await load({ headers: auth, url: ours, connections: cores * 2, durationS: 3, request: ourRequest });
-  const oursSaturated = await load({ headers: auth, url: ours, connections: cores * 4, durationS, request: ourRequest });
-  const oursAt80 = await load({
+  const oursSaturated = await load({
     headers: auth,
     url: ours,
-    connections: 64,
+    connections: cores * 4,
     durationS,
-    overallRate: Math.max(1, Math.floor(oursSaturated.perSecond * 0.8)),
     request: ourRequest,
+  });
+  const oursAt80 = await openLoop({
+    url: ours,
+    durationS,
+    rate: Math.max(1, oursSaturated.perSecond * 0.8),
+    request: (i) => ({ ...ourRequest(i), headers: { 'content-type': 'image/jpeg', ...auth } }),
   });
 
   const ipx = spawn(process.execPath, [join(repo, 'bench/ipx-server.ts'), corpus], {
@@ -215,11 +226,10 @@ async function main(): Promise<void> {
   });
   await load({ url: ipxUrl, connections: cores * 2, durationS: 3, request: ipxRequest });
   const ipxSaturated = await load({ url: ipxUrl, connections: cores * 4, durationS, request: ipxRequest });
-  const ipxAt80 = await load({
+  const ipxAt80 = await openLoop({
     url: ipxUrl,
-    connections: 64,
     durationS,
-    overallRate: Math.max(1, Math.floor(ipxSaturated.perSecond * 0.8)),
+    rate: Math.max(1, ipxSaturated.perSecond * 0.8),
     request: ipxRequest,
   });
   await stop(ipx);

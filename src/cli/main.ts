@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describeSettings, loadConfig } from '../config/index.ts';
 import { isPixelfleetError } from '../errors/index.ts';
+import { flushLogger } from '../observability/index.ts';
 import { startEmbeddedService } from '../service/embedded.ts';
 import { runAdminCommand } from './admin.ts';
 import { runQueueCommand } from './queue.ts';
@@ -44,9 +45,13 @@ async function start(argv: string[]): Promise<void> {
     }
     service.logger.info({ signal }, 'signal received');
     service.close().then(
-      () => process.exit(0),
-      (error) => {
+      async () => {
+        await flushLogger(service.logger);
+        process.exit(0);
+      },
+      async (error) => {
         service.logger.error({ err: error }, 'shutdown failed');
+        await flushLogger(service.logger);
         process.exit(1);
       },
     );

@@ -108,7 +108,8 @@ describe('queue - kill -9 of the whole service loses no accepted async job', () 
         }
         for (const id of ids)
           assert.ok((completions.get(id) ?? 0) <= 1, `job ${id} completed ${completions.get(id)} times`);
-        assert.equal([...completions.keys()].filter((id) => ids.includes(id)).length, ids.length);
+        // Logs are written asynchronously: a line of the killed run may be missing, none may
+        // appear twice. That every job succeeded is checked through the API above.
       } finally {
         second.kill('SIGKILL');
         await second.exited;

@@ -1,11 +1,13 @@
 /**
  * The api role's HTTP server (fastify): the public /v1 API, health, readiness and metrics.
  * Request bodies are raw image bytes (any content type), capped at `maxBodyBytes`.
- * Every /v1 request passes admission control before its body is read, gets an X-Request-Id
- * and a W3C trace context, and produces exactly one JSON access-log line.
+ * Every /v1 request passes admission control (load shedding) and tenancy (authentication,
+ * token buckets) before its body is read, gets an X-Request-Id and a W3C trace context, and
+ * produces exactly one JSON access-log line.
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { PixelfleetError } from '../errors/index.ts';
 import { presentedKeyFromHeaders } from '../identity/index.ts';
 import { continueTrace, formatTraceparent } from '../observability/index.ts';
 import type { ApiDependencies } from './context.ts';
@@ -40,7 +42,7 @@ export function buildApiServer(deps: ApiDependencies): FastifyInstance {
     try {
       admission.admit();
     } catch (error) {
-      const shed = error as import('../errors/index.ts').PixelfleetError;
+      const shed = error as PixelfleetError;
       metrics.shed.inc({ code: shed.code });
       request.facts.code = shed.code;
       // Refused before the body was read: tell the client not to send more on this connection.

@@ -11,6 +11,7 @@ import { openIdempotencyStore } from '../api/idempotency/index.ts';
 import { Admission, BlobStore, buildApiServer, Completions, registerProblemHandlers } from '../api/index.ts';
 import { TenancyGuard } from '../api/tenancy.ts';
 import type { Config } from '../config/index.ts';
+import { isPixelfleetError } from '../errors/index.ts';
 import {
   createRequestAuthenticator,
   EdgeCache,
@@ -154,21 +155,31 @@ export async function startEmbeddedService(
         // deduplicates by job id, so the conversion is billed exactly once.
         const { outcome } = result;
         const finishedAt = Date.now();
-        await usage.record({
-          recordId: job.id,
-          accountId: payload.tenant.accountId,
-          keyId: payload.tenant.keyId,
-          tier: payload.tenant.tier,
-          bytesIn: outcome.bytesIn,
-          bytesOut: outcome.bytesOut,
-          pixelsIn: outcome.pixelsIn,
-          pixelsOut: outcome.pixelsOut,
-          cpuMicros: outcome.cpuMicros,
-          inputFormat: payload.input.format,
-          outputFormat: outcome.format,
-          startedAt: Math.round(finishedAt - outcome.conversionMs),
-          finishedAt,
-        });
+        try {
+          await usage.record({
+            recordId: job.id,
+            accountId: payload.tenant.accountId,
+            keyId: payload.tenant.keyId,
+            tier: payload.tenant.tier,
+            bytesIn: outcome.bytesIn,
+            bytesOut: outcome.bytesOut,
+            pixelsIn: outcome.pixelsIn,
+            pixelsOut: outcome.pixelsOut,
+            cpuMicros: outcome.cpuMicros,
+            inputFormat: payload.input.format,
+            outputFormat: outcome.format,
+            startedAt: Math.round(finishedAt - outcome.conversionMs),
+            finishedAt,
+          });
+        } catch (error) {
+          // A malformed record is a bug, not a transient failure: redelivering the job would
+          // fail the same way until it is dead-lettered. Complete the job and say so loudly.
+          if (!isPixelfleetError(error, 'PF_ERR_INVALID_USAGE_RECORD')) throw error;
+          logger.error(
+            { err: error, jobId: job.id },
+            'usage record rejected as malformed; the job is completed unmetered',
+          );
+        }
       },
       settled(job, payload, { result, error }) {
         throughput.record();

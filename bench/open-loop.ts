@@ -6,6 +6,7 @@
  * rather than steady load; this is for the "p99 at 80 % of saturation" figure.
  */
 import { Pool } from 'undici';
+import { percentile } from '../test/support/stats.ts';
 
 export interface OpenLoopResult {
   perSecond: number;
@@ -58,13 +59,11 @@ export async function openLoop(options: {
   const elapsed = (performance.now() - start) / 1000;
   await pool.close();
   latencies.sort((a, b) => a - b);
-  const at = (p: number) =>
-    Math.round(latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)] ?? 0);
   return {
     perSecond: ok / elapsed,
-    p50: at(50),
-    p99: at(99),
-    p999: at(99.9),
+    p50: Math.round(percentile(latencies, 0.5)),
+    p99: Math.round(percentile(latencies, 0.99)),
+    p999: Math.round(percentile(latencies, 0.999)),
     errorRate: errors / Math.max(1, total),
     requests: total,
   };

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type EmbeddedQueue, openEmbeddedQueue } from '../src/queue/index.ts';
+import { percentile } from '../test/support/stats.ts';
 
 const { values } = parseArgs({
   options: { dir: { type: 'string' }, jobs: { type: 'string', default: '40000' } },
@@ -27,10 +28,6 @@ interface Figure {
   recordsPerFsync: number;
 }
 const figures: Figure[] = [];
-
-function percentile(sorted: number[], fraction: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] ?? 0;
-}
 
 async function measure(
   queue: EmbeddedQueue,

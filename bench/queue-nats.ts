@@ -25,6 +25,7 @@ import {
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type NatsCluster, startNatsCluster } from '../test/support/nats-cluster.ts';
+import { median, percentile } from '../test/support/stats.ts';
 import { sleep, waitFor } from '../test/support/wait-for.ts';
 
 export interface NatsQueueBenchOptions {
@@ -93,18 +94,6 @@ const subject = 'pixelfleet.jobs.resize';
 const consumerName = 'workers';
 /** Whole-bench budget; retries stop at this point so the bench always ends. */
 const benchBudgetMs = 230_000;
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))]!;
-}
-
-function median(values: number[]): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 /** A job descriptor of about `bytes` bytes: what the API would enqueue (never image bytes). */
 function jobDescriptor(id: string, bytes: number): Uint8Array {

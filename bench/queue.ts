@@ -27,6 +27,7 @@ import {
   runEnqueueLoad,
 } from '../test/queue/fixtures/raft-load.ts';
 import { type ProcessCluster, startProcessCluster } from '../test/queue/fixtures/raft-process-cluster.ts';
+import { median, percentile } from '../test/support/stats.ts';
 import { sleep, waitFor } from '../test/support/wait-for.ts';
 import { benchNatsQueue, type NatsQueueBenchResult } from './queue-nats.ts';
 
@@ -75,18 +76,6 @@ interface RaftBenchResult {
     unacknowledged: number;
   };
   totalSeconds: number;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))]!;
-}
-
-function median(values: number[]): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 async function measurePublish(

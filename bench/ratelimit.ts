@@ -23,6 +23,7 @@ import {
   SlidingWindowLog,
   TokenBucket,
 } from '../src/resilience/ratelimit/index.ts';
+import { median } from '../test/support/stats.ts';
 
 const argument = (name: string, fallback: number): number => {
   const found = process.argv.find((value) => value.startsWith(`--${name}=`));
@@ -143,11 +144,6 @@ async function measureAsync(make: () => LimiterAlgorithm<unknown>, samples: Samp
   );
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
 const loadBefore = loadavg()[0]!;
 const samples = new Map<string, Samples>(
   Object.keys(algorithms).map((name) => [name, { sync: [], async: [], admittedShare: 0 }]),
@@ -171,10 +167,10 @@ const results = [];
 for (const [name, sample] of samples) {
   const row = {
     algorithm: name,
-    syncWall: median(sample.sync.map((rate) => rate.wall)),
-    syncCpu: median(sample.sync.map((rate) => rate.cpu)),
-    asyncWall: median(sample.async.map((rate) => rate.wall)),
-    asyncCpu: median(sample.async.map((rate) => rate.cpu)),
+    syncWall: median(sample.sync.map((rate) => rate.wall))!,
+    syncCpu: median(sample.sync.map((rate) => rate.cpu))!,
+    asyncWall: median(sample.async.map((rate) => rate.wall))!,
+    asyncCpu: median(sample.async.map((rate) => rate.cpu))!,
     admittedShare: sample.admittedShare,
     heapBytesPerKey: sample.heapBytesPerKey,
   };

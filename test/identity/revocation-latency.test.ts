@@ -22,13 +22,10 @@ import {
   openIdentityStore,
   registerAdminRoutes,
 } from '../../src/identity/index.ts';
+import { percentile } from '../support/stats.ts';
 
 const token = 'latency-admin-token-0123456789';
 const rounds = 25;
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 test('revocation - reaches the data plane within 1 s through the bus (measured)', {
   timeout: 60_000,
@@ -97,7 +94,7 @@ test('revocation - reaches the data plane within 1 s through the bus (measured)'
     endToEnd.sort((a, b) => a - b);
     busToDataPlane.sort((a, b) => a - b);
     const summary = (values: number[]) =>
-      `p50 ${percentile(values, 50).toFixed(2)} ms, p95 ${percentile(values, 95).toFixed(2)} ms, max ${values.at(-1)!.toFixed(2)} ms`;
+      `p50 ${percentile(values, 0.5).toFixed(2)} ms, p95 ${percentile(values, 0.95).toFixed(2)} ms, max ${values.at(-1)!.toFixed(2)} ms`;
     const report = [
       `revocation latency over ${rounds} rounds (embedded, in-process bus, real admin HTTP, SQLite on disk):`,
       `  end to end (revoke request sent -> first refused request): ${summary(endToEnd)}`,

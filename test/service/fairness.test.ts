@@ -1,13 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { percentileOf } from '../support/stats.ts';
 import { corpusFile, issueTestKey, resize, startInProcess, target } from './harness.ts';
 
 const image = corpusFile('jpeg/mate-Storm-q85.jpg');
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 async function timedRequests(to: ReturnType<typeof target>, count: number): Promise<number[]> {
   const latencies: number[] = [];
@@ -44,8 +40,8 @@ describe('fairness - one tenant flooding does not starve another', () => {
       flooding = false;
       await Promise.all(flood);
 
-      const p99Alone = percentile(alone, 99);
-      const p99Flood = percentile(underFlood, 99);
+      const p99Alone = percentileOf(alone, 0.99);
+      const p99Flood = percentileOf(underFlood, 0.99);
       const bound = 3 * p99Alone + 250;
       console.log(
         `# quiet tenant p99 alone ${p99Alone.toFixed(0)} ms, under a 40-connection flood ${p99Flood.toFixed(0)} ms ` +

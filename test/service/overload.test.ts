@@ -1,13 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { percentileOf } from '../support/stats.ts';
 import { corpusFile, resize, startInProcess } from './harness.ts';
 
 const image = corpusFile('jpeg/mate-Storm-q85.jpg');
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 describe('api - overload', () => {
   test('api - a surge beyond the in-flight cap is shed with 503 + Retry-After; admitted latency stays bounded', async () => {
@@ -40,9 +36,9 @@ describe('api - overload', () => {
         assert.match(r.retryAfter ?? '', /^\d+$/);
         assert.equal(JSON.parse(r.body.toString()).code, 'PF_ERR_OVERLOADED');
       }
-      const p99 = percentile(
+      const p99 = percentileOf(
         ok.map((r) => r.ms),
-        99,
+        0.99,
       );
       assert.ok(p99 < 10_000, `admitted p99 ${p99.toFixed(0)} ms is bounded`);
       assert.ok(Date.now() - started < 30_000);

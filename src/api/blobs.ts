@@ -8,39 +8,16 @@
  *   `kill -9` at any point loses no accepted job and no reported result.
  * Results of async jobs expire after `resultTtl` and are swept.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../storage/index.ts';
 
 export type BlobLocation = 'memory' | 'disk';
 
 export interface StoredResult {
   bytes: Buffer;
   contentType: string;
-}
-
-async function fsyncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Writes a file atomically and durably: temp file, fsync, rename, fsync of the directory. */
-export async function writeFileDurably(directory: string, name: string, bytes: Uint8Array): Promise<void> {
-  const temporary = join(directory, `.${name}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await open(temporary, 'w', 0o600);
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temporary, join(directory, name));
-  await fsyncDirectory(directory);
 }
 
 function safeName(id: string): string {
@@ -63,7 +40,7 @@ export class BlobStore {
 
   async putInput(id: string, bytes: Buffer, location: BlobLocation): Promise<void> {
     if (location === 'memory') this.#memoryInputs.set(id, bytes);
-    else await writeFileDurably(this.#inputDirectory, safeName(id), bytes);
+    else await writeFileAtomic(join(this.#inputDirectory, safeName(id)), bytes, { mode: 0o600 });
   }
 
   /** The input bytes, or undefined when they are gone (a sync caller left, or a restart). */
@@ -85,7 +62,9 @@ export class BlobStore {
   /** Stores an async result durably; the content type rides in a sidecar-free header line. */
   async putResult(id: string, result: StoredResult): Promise<void> {
     const header = Buffer.from(`${result.contentType}\n`);
-    await writeFileDurably(this.#resultDirectory, safeName(id), Buffer.concat([header, result.bytes]));
+    await writeFileAtomic(join(this.#resultDirectory, safeName(id)), Buffer.concat([header, result.bytes]), {
+      mode: 0o600,
+    });
   }
 
   async getResult(id: string): Promise<StoredResult | undefined> {

@@ -21,7 +21,7 @@
  *                                u32 LE length | u32 LE CRC-32 of length+payload | payload
  *   snapshot.bin                 8-byte magic "PFSNAP1\n", then ONE frame whose payload is
  *                                u64 LE number of the first segment to replay | snapshot bytes
- *   snapshot.bin.tmp             a snapshot being written; deleted on open
+ *   snapshot.bin.<random>.tmp    a snapshot being written; deleted on open
  *
  * Compaction: the snapshot (which must describe every record appended before `compact` was
  * called) is written to the temp file, fsynced, renamed over snapshot.bin and the directory is
@@ -93,7 +93,11 @@ export async function openRecordLog(
   await mkdir(directory, { recursive: true });
   const lock = await acquireDirectoryLock(directory);
   try {
-    await rm(join(directory, `${SNAPSHOT_FILE}.tmp`), { force: true });
+    // Leftovers of a snapshot write a crash interrupted (writeFileAtomic's temporary files).
+    for (const name of await readdir(directory)) {
+      if (name.startsWith(`${SNAPSHOT_FILE}.`) && name.endsWith('.tmp'))
+        await rm(join(directory, name), { force: true });
+    }
     const snapshot = await readSnapshot(directory, maxRecordBytes);
     const firstSegment = snapshot?.firstSegment ?? 1;
     const segments = await listSegments(directory);

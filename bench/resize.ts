@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { issueTestKey, testAdminToken } from '../test/service/harness.ts';
 import { openLoop } from './open-loop.ts';
 
 const { values } = parseArgs({
@@ -140,28 +141,6 @@ async function workerRss(url: string): Promise<number> {
 
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 
-const adminToken = `bench-${process.pid}-admin-token-0123456789`;
-
-/** An enterprise-tier account and key, so tier limits never throttle the benchmark. */
-async function issueKey(adminUrl: string): Promise<string> {
-  const call = async (path: string, body: unknown) => {
-    const response = await fetch(`${adminUrl}${path}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
-    return (await response.json()) as unknown;
-  };
-  const { account } = (await call('/admin/accounts', { name: 'bench', tier: 'enterprise' })) as {
-    account: { id: string };
-  };
-  const { apiKey } = (await call(`/admin/accounts/${account.id}/keys`, { scopes: ['images:write'] })) as {
-    apiKey: string;
-  };
-  return apiKey;
-}
-
 async function main(): Promise<void> {
   console.log(
     `corpus: ${files.length} JPEGs, mean ${(meanBytes / 1024).toFixed(0)} KiB; ${cores} cores; ${durationS} s per phase`,
@@ -184,14 +163,17 @@ async function main(): Promise<void> {
       '--workers',
       String(cores),
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PIXELFLEET_ADMIN_TOKEN: adminToken } },
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PIXELFLEET_ADMIN_TOKEN: testAdminToken } },
   );
   const listening = JSON.parse(
     await startLine(service, (line) => (line.includes('pixelfleet listening') ? line : undefined)),
   ) as { url: string; adminUrl: string };
   const ours = listening.url;
   service.stdout!.resume();
-  const auth = { authorization: `Bearer ${await issueKey(listening.adminUrl)}` };
+  // An enterprise-tier key, so tier limits never throttle the benchmark.
+  const auth = {
+    authorization: `Bearer ${(await issueTestKey(listening.adminUrl, { name: 'bench' })).apiKey}`,
+  };
   const ourRequest = (i: number) => ({
     method: 'POST' as const,
     path: '/v1/resize?width=320&format=jpeg&quality=80',

@@ -98,6 +98,12 @@ export const errorCodes = {
   PF_ERR_CONCURRENCY_LIMITED: { status: 429, title: 'Too many requests of this key are in progress at once' },
   PF_ERR_ACCOUNT_BACKLOG_FULL: { status: 429, title: 'This account has too many queued and running jobs' },
   PF_ERR_TIER_BODY_TOO_LARGE: { status: 413, title: "The request body exceeds the tier's input size limit" },
+  // Remote calls between cluster roles (resilience kit) and discovery (401, 502, 503, 504)
+  PF_ERR_CIRCUIT_OPEN: { status: 503, title: 'The circuit breaker for this dependency is open; retry later' },
+  PF_ERR_BULKHEAD_FULL: { status: 503, title: 'Too many calls to this dependency are in progress; retry later' },
+  PF_ERR_REMOTE_TIMEOUT: { status: 504, title: 'A call to a cluster dependency timed out' },
+  PF_ERR_REMOTE_FAILED: { status: 502, title: 'A cluster dependency failed or answered with an error' },
+  PF_ERR_CLUSTER_UNAUTHORIZED: { status: 401, title: 'Missing or invalid cluster secret' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

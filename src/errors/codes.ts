@@ -104,6 +104,7 @@ export const errorCodes = {
   PF_ERR_REMOTE_TIMEOUT: { status: 504, title: 'A call to a cluster dependency timed out' },
   PF_ERR_REMOTE_FAILED: { status: 502, title: 'A cluster dependency failed or answered with an error' },
   PF_ERR_CLUSTER_UNAUTHORIZED: { status: 401, title: 'Missing or invalid cluster secret' },
+  PF_ERR_INPUT_GONE: { status: 410, title: 'The job input is no longer held by the api server that took the request' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

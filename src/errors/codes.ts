@@ -105,6 +105,10 @@ export const errorCodes = {
   PF_ERR_REMOTE_FAILED: { status: 502, title: 'A cluster dependency failed or answered with an error' },
   PF_ERR_CLUSTER_UNAUTHORIZED: { status: 401, title: 'Missing or invalid cluster secret' },
   PF_ERR_INPUT_GONE: { status: 410, title: 'The job input is no longer held by the api server that took the request' },
+  // Gateway (502, 503, 504): errors the load balancer makes itself
+  PF_ERR_UPSTREAM_FAILED: { status: 502, title: 'The upstream server failed or closed the connection' },
+  PF_ERR_NO_UPSTREAM: { status: 503, title: 'No upstream server is available; retry later' },
+  PF_ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'The upstream server did not answer before the deadline' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

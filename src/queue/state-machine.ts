@@ -594,6 +594,11 @@ export class QueueStateMachine {
 
   // ---- reads ----
 
+  /** Whether the state remembers this job (cheaper than `get`: builds no record). */
+  has(id: string): boolean {
+    return this.#slots.has(id);
+  }
+
   get(id: string): JobRecord | undefined {
     const job = this.#slots.get(id)?.job;
     return job === undefined ? undefined : toRecord(job);

@@ -145,3 +145,71 @@ test('queue - a non-durable enqueue is claimable at once and rejects a non-boole
     await rm(directory, { recursive: true, force: true });
   }
 });
+
+test('queue - non-durable jobs live in a volatile lane: never logged, settled like the others', async () => {
+  const dataDir = await temporaryDataDir();
+  try {
+    const queue = await openEmbeddedQueue({ dataDir, maxAttempts: 2 });
+    const before = queue.storageStats();
+    for (let index = 0; index < 4; index++) {
+      await queue.enqueue({ id: `sync-${index}`, account: 'a', payload: { index }, durable: false });
+    }
+    const settled = [];
+    for (let index = 0; index < 4; index++) {
+      const job = (await queue.claim({ consumer: 'w', leaseMs: 60_000 }))!;
+      await queue.extend(job.id, job.leaseId, 30_000);
+      if (index === 0) await queue.nack(job.id, job.leaseId, { reason: 'corrupt', retry: false });
+      else await queue.ack(job.id, job.leaseId, { ok: index });
+      settled.push(job.id);
+    }
+    assert.deepEqual(settled, ['sync-0', 'sync-1', 'sync-2', 'sync-3']);
+    assert.equal((await queue.get('sync-1'))?.state, 'succeeded');
+    assert.equal((await queue.deadLetters())[0]?.id, 'sync-0');
+    const stats = await queue.stats();
+    assert.equal(stats.enqueuedTotal, 4);
+    assert.equal(stats.ackedTotal, 3);
+    assert.equal(stats.deadLetters, 1);
+    // Not one record written for them: the log holds only the queue's own bookkeeping.
+    assert.equal(queue.storageStats().appendedRecords, before.appendedRecords);
+    await queue.enqueue({ id: 'async-0', account: 'a', payload: {} });
+    assert.equal(queue.storageStats().appendedRecords, before.appendedRecords + 1, 'a durable job is');
+    // A wrong lease is still fenced off.
+    await queue.enqueue({ id: 'sync-x', account: 'a', payload: {}, durable: false });
+    const job = (await queue.claim({ consumer: 'w', leaseMs: 60_000 }))!;
+    await assert.rejects(queue.ack(job.id, `${job.leaseId}-stale`), (error) => isPixelfleetError(error));
+    await queue.close();
+
+    const reopened = await openEmbeddedQueue({ dataDir });
+    assert.equal(await reopened.get('sync-1'), undefined, 'a volatile job does not survive a restart');
+    // The leased volatile job is not redelivered; the durable one is still there.
+    assert.equal((await reopened.stats()).depth, 1);
+    assert.equal((await reopened.claim({ consumer: 'w', leaseMs: 1000 }))?.id, 'async-0');
+    await reopened.close();
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('queue - claims alternate between the durable and volatile lanes when both have work', async () => {
+  const dataDir = await temporaryDataDir();
+  const queue = await openEmbeddedQueue({ dataDir });
+  try {
+    for (let index = 0; index < 3; index++) {
+      await queue.enqueue({ id: `async-${index}`, account: 'a', payload: {} });
+      await queue.enqueue({ id: `sync-${index}`, account: 'a', payload: {}, durable: false });
+    }
+    await queue.enqueue({ id: 'sync-3', account: 'a', payload: {}, durable: false });
+    const order: string[] = [];
+    for (let index = 0; index < 7; index++)
+      order.push((await queue.claim({ consumer: 'w', leaseMs: 60_000 }))!.id);
+    assert.deepEqual(order, ['sync-0', 'async-0', 'sync-1', 'async-1', 'sync-2', 'async-2', 'sync-3']);
+    assert.equal((await queue.stats()).inflight, 7);
+    // A waiting claim is served from whichever lane gets work first.
+    const waiting = queue.claim({ consumer: 'w', leaseMs: 60_000, waitMs: 5_000 });
+    await queue.enqueue({ id: 'sync-late', account: 'b', payload: {}, durable: false });
+    assert.equal((await waiting)?.id, 'sync-late');
+  } finally {
+    await queue.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});

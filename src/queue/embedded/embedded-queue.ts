@@ -11,6 +11,15 @@
  * After a crash, open replays the snapshot and the log, then expires every lease that was held:
  * in embedded mode the consumers lived in the process that died, so their jobs are redelivered
  * (the attempt counts, as after any lease expiry).
+ *
+ * Two lanes. Jobs enqueued with `durable: false` (synchronous requests, whose input bytes and
+ * waiting client live in this process and die with it) go to a volatile lane: a second state
+ * machine with no log. Logging them would cost a write and a share of an fsync per command for
+ * jobs that are worthless after a crash anyway, and replaying them would only redeliver jobs
+ * whose input is gone. Each lane keeps its own per-account round robin; claims alternate between
+ * the lanes when both have work, so neither starves the other. Ids are routed to the lane that
+ * holds them; the lanes share no ids (volatile ids are server-made UUIDs), so an enqueue is
+ * deduplicated within its own lane only.
  */
 import { join } from 'node:path';
 import { isPixelfleetError, PixelfleetError } from '../../errors/index.ts';
@@ -137,6 +146,10 @@ export async function openEmbeddedQueue(options: EmbeddedQueueOptions): Promise<
 
 export class EmbeddedQueue implements JobQueue {
   readonly #machine: QueueStateMachine;
+  /** The volatile lane: jobs enqueued with `durable: false`, never logged. */
+  readonly #volatile: QueueStateMachine;
+  /** Which lane a claim tries first; flips after every claim served while both have work. */
+  #volatileFirst = true;
   readonly #log: RecordLog;
   readonly #clock: { now(): number };
   readonly #logger: QueueLogger;
@@ -161,6 +174,7 @@ export class EmbeddedQueue implements JobQueue {
     replayed: number;
   }) {
     this.#machine = init.machine;
+    this.#volatile = new QueueStateMachine(init.machine.config);
     this.#log = init.log;
     this.#clock = init.clock;
     this.#logger = init.logger;
@@ -171,6 +185,7 @@ export class EmbeddedQueue implements JobQueue {
   async enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
     this.#assertWritable();
     validateEnqueue(request);
+    if (request.durable === false) return this.#enqueueVolatile(request);
     const { command, encoded } = normalised({
       type: 'enqueue',
       at: this.#now(),
@@ -183,10 +198,23 @@ export class EmbeddedQueue implements JobQueue {
     });
     const { result, durable } = this.#commit(command, encoded);
     // A duplicate may be answering for a job whose own record is still being synced.
-    const synced = this.#durable(durable ?? this.#log.sync());
-    if (request.durable === false)
-      synced.catch(() => {}); // a disk failure surfaces as writable() = false
-    else await synced;
+    await this.#durable(durable ?? this.#log.sync());
+    return { id: result.id, duplicate: result.duplicate, state: result.state };
+  }
+
+  #enqueueVolatile(request: EnqueueRequest): EnqueueResult {
+    // Not normalised through JSON like logged commands: nothing replays it, and the api role
+    // builds a fresh payload per request that it never mutates afterwards.
+    const result = this.#applyVolatile({
+      type: 'enqueue',
+      at: this.#now(),
+      id: request.id,
+      account: request.account,
+      payload: request.payload,
+      ...(request.maxAttempts === undefined ? {} : { maxAttempts: request.maxAttempts }),
+      ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
+      ...(request.retentionMs === undefined ? {} : { retentionMs: request.retentionMs }),
+    });
     return { id: result.id, duplicate: result.duplicate, state: result.state };
   }
 
@@ -208,6 +236,17 @@ export class EmbeddedQueue implements JobQueue {
     validateFenced(id, leaseId);
     validateOutcome(outcome);
     this.#assertWritable();
+    if (this.#volatile.has(id)) {
+      const settled = this.#applyVolatile({
+        type: 'ack',
+        at: this.#now(),
+        id,
+        leaseId,
+        ...(outcome === undefined ? {} : { outcome }),
+      });
+      if (settled.rejection) throw rejectionError(settled.rejection);
+      return;
+    }
     const { command, encoded } = normalised({
       type: 'ack',
       at: this.#now(),
@@ -224,15 +263,21 @@ export class EmbeddedQueue implements JobQueue {
     validateFenced(id, leaseId);
     validateNack(options);
     this.#assertWritable();
-    const { result, durable } = this.#commit({
-      type: 'nack',
+    const command = {
+      type: 'nack' as const,
       at: this.#now(),
       id,
       leaseId,
       reason: options.reason,
       retry: options.retry,
       ...(options.delayMs === undefined ? {} : { delayMs: options.delayMs }),
-    });
+    };
+    if (this.#volatile.has(id)) {
+      const settled = this.#applyVolatile(command);
+      if (settled.rejection) throw rejectionError(settled.rejection);
+      return;
+    }
+    const { result, durable } = this.#commit(command);
     if (result.rejection) throw rejectionError(result.rejection);
     await this.#durable(durable);
   }
@@ -241,15 +286,16 @@ export class EmbeddedQueue implements JobQueue {
     validateFenced(id, leaseId);
     checkDuration('leaseMs', leaseMs, false);
     this.#assertWritable();
+    const command = { type: 'extend' as const, at: this.#now(), id, leaseId, leaseMs };
     // Not awaited, like claims: see #claimNow.
-    const { result } = this.#commit({ type: 'extend', at: this.#now(), id, leaseId, leaseMs });
+    const result = this.#volatile.has(id) ? this.#applyVolatile(command) : this.#commit(command).result;
     if (result.rejection) throw rejectionError(result.rejection);
     return { leaseExpiresAt: result.leaseExpiresAt as number };
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
     this.#assertOpen();
-    return this.#machine.get(id);
+    return this.#volatile.get(id) ?? this.#machine.get(id);
   }
 
   async deadLetters(limit?: number): Promise<JobRecord[]> {
@@ -257,12 +303,18 @@ export class EmbeddedQueue implements JobQueue {
     if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
       throw new RangeError(`limit must be an integer >= 0: got ${limit}`);
     }
-    return this.#machine.deadLetters(limit);
+    const durable = this.#machine.deadLetters(limit);
+    const volatile = this.#volatile.deadLetters(limit);
+    if (volatile.length === 0) return durable;
+    // Most recent first, like each lane's own list.
+    return [...durable, ...volatile]
+      .sort((a, b) => (b.finishedAt ?? 0) - (a.finishedAt ?? 0))
+      .slice(0, limit ?? 100);
   }
 
   async stats(): Promise<QueueStats> {
     this.#assertOpen();
-    return this.#machine.stats();
+    return mergeStats(this.#machine.stats(), this.#volatile.stats());
   }
 
   writable(): boolean {
@@ -318,8 +370,27 @@ export class EmbeddedQueue implements JobQueue {
    */
   #claimNow(consumer: string, leaseMs: number): ClaimedJob | undefined {
     const now = this.#now();
-    if ((this.#machine.nextDueAt() ?? Number.POSITIVE_INFINITY) <= now) this.#tick();
-    return this.#commit({ type: 'claim', at: now, consumer, leaseMs }).result.job;
+    if (Math.min(this.#volatile.nextDueAt() ?? Infinity, this.#machine.nextDueAt() ?? Infinity) <= now) {
+      this.#tick();
+    }
+    const command = { type: 'claim' as const, at: now, consumer, leaseMs };
+    const fromVolatile = () => (this.#volatile.claimable > 0 ? this.#applyVolatile(command).job : undefined);
+    const fromDurable = () => (this.#machine.claimable > 0 ? this.#commit(command).result.job : undefined);
+    const job = this.#volatileFirst ? (fromVolatile() ?? fromDurable()) : (fromDurable() ?? fromVolatile());
+    if (job !== undefined && this.#volatile.claimable > 0 && this.#machine.claimable > 0) {
+      this.#volatileFirst = !this.#volatileFirst;
+    }
+    return job;
+  }
+
+  /** Applies a command to the volatile lane: no log, otherwise as `#commit`. */
+  #applyVolatile<C extends QueueCommand>(command: C): CommandResult<C> {
+    const result = this.#volatile.apply(command);
+    if (result.changed) {
+      this.#serveWaiters();
+      this.#scheduleTimer();
+    }
+    return result;
   }
 
   /**
@@ -364,14 +435,13 @@ export class EmbeddedQueue implements JobQueue {
     if (this.#serving) return;
     this.#serving = true;
     try {
-      while (this.#waiters.size > 0 && this.#machine.claimable > 0 && this.writable()) {
+      while (
+        this.#waiters.size > 0 &&
+        this.#machine.claimable + this.#volatile.claimable > 0 &&
+        this.writable()
+      ) {
         const waiter = this.#waiters.first()!;
-        const job = this.#commit({
-          type: 'claim',
-          at: this.#now(),
-          consumer: waiter.consumer,
-          leaseMs: waiter.leaseMs,
-        }).result.job;
+        const job = this.#claimNow(waiter.consumer, waiter.leaseMs);
         // Every claimable job may have just expired by deadline: nothing to hand out after all.
         if (job === undefined) break;
         waiter.resolve(job);
@@ -382,7 +452,15 @@ export class EmbeddedQueue implements JobQueue {
   }
 
   #tick(): void {
-    const { result } = this.#commit({ type: 'tick', at: this.#now() });
+    const at = this.#now();
+    const volatile = this.#volatile.apply({ type: 'tick', at });
+    if (volatile.deadLettered.length > 0 || volatile.expired.length > 0) {
+      this.#logger.info(
+        { deadLettered: volatile.deadLettered, expired: volatile.expired },
+        'synchronous jobs dead-lettered or expired',
+      );
+    }
+    const { result } = this.#commit({ type: 'tick', at });
     if (result.changed && (result.redelivered.length > 0 || result.deadLettered.length > 0)) {
       this.#logger.info(
         { redelivered: result.redelivered, deadLettered: result.deadLettered },
@@ -398,8 +476,12 @@ export class EmbeddedQueue implements JobQueue {
   /** Arms one timer for the next time a tick could change something (lease, backoff, deadline). */
   #scheduleTimer(): void {
     if (this.#closed) return;
-    const dueAt = this.#machine.nextDueAt({ retentionSlackMs: RETENTION_SLACK_MS });
-    if (dueAt === undefined) return;
+    const slack = { retentionSlackMs: RETENTION_SLACK_MS };
+    const dueAt = Math.min(
+      this.#machine.nextDueAt(slack) ?? Number.POSITIVE_INFINITY,
+      this.#volatile.nextDueAt(slack) ?? Number.POSITIVE_INFINITY,
+    );
+    if (dueAt === Number.POSITIVE_INFINITY) return;
     if (this.#timer !== undefined && this.#timerDueAt <= dueAt) return;
     clearTimeout(this.#timer);
     const delay = Math.min(Math.max(0, dueAt - this.#clock.now()), MAX_TIMER_DELAY_MS);
@@ -475,4 +557,27 @@ export class EmbeddedQueue implements JobQueue {
 function normalised<C extends QueueCommand>(command: C): { command: C; encoded: Buffer } {
   const encoded = encodeCommand(command);
   return { command: decodeCommand(encoded, 'new command') as C, encoded };
+}
+
+/** One view of both lanes, as if they were one queue. */
+function mergeStats(durable: QueueStats, volatile: QueueStats): QueueStats {
+  const perAccount: QueueStats['perAccount'] = { ...durable.perAccount };
+  for (const [account, counts] of Object.entries(volatile.perAccount)) {
+    const known = perAccount[account];
+    perAccount[account] = known
+      ? { queued: known.queued + counts.queued, inflight: known.inflight + counts.inflight }
+      : counts;
+  }
+  return {
+    depth: durable.depth + volatile.depth,
+    inflight: durable.inflight + volatile.inflight,
+    deadLetters: durable.deadLetters + volatile.deadLetters,
+    enqueuedTotal: durable.enqueuedTotal + volatile.enqueuedTotal,
+    ackedTotal: durable.ackedTotal + volatile.ackedTotal,
+    nackedTotal: durable.nackedTotal + volatile.nackedTotal,
+    redeliveredTotal: durable.redeliveredTotal + volatile.redeliveredTotal,
+    expiredTotal: durable.expiredTotal + volatile.expiredTotal,
+    deadLetteredTotal: durable.deadLetteredTotal + volatile.deadLetteredTotal,
+    perAccount,
+  };
 }

@@ -14,7 +14,12 @@ function gate() {
 test('bulkhead - rejects with PF_ERR_BULKHEAD_FULL once slots and queue are taken', async () => {
   const bulkhead = new Bulkhead({ maxConcurrent: 2, maxQueued: 1 });
   const release = gate();
-  const running = [1, 2, 3].map((n) => bulkhead.run(async () => (await release.opened, n)));
+  const running = [1, 2, 3].map((n) =>
+    bulkhead.run(async () => {
+      await release.opened;
+      return n;
+    }),
+  );
   assert.equal(bulkhead.active, 2);
   assert.equal(bulkhead.queued, 1);
   await assert.rejects(

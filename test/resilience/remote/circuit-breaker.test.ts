@@ -143,7 +143,7 @@ test('circuit breaker - matches a reference model of the Hystrix state machine (
         const now = time.now();
         if (state === 'open' && now - openedAt >= options.openMs) state = 'half-open';
         const permit = breaker.tryAcquire();
-        assert.equal(permit === undefined, state === 'open');
+        assert.equal(permit === undefined, (state as BreakerState) === 'open');
         if (permit === undefined) continue;
         if (s.fail) permit.failure();
         else permit.success();

@@ -4,7 +4,12 @@ import { RetryBudget } from '../../../src/resilience/remote/index.ts';
 
 function clock(start = 5_000_000) {
   let now = start;
-  return { now: () => now, advance: (ms: number) => void (now += ms) };
+  return {
+    now: () => now,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
 }
 
 test('retry budget - grants ratio × requests plus the per-second floor over the window', () => {

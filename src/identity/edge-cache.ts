@@ -32,7 +32,7 @@ export type EdgeCacheEvent =
   | { type: 'refresh'; key: string }
   | { type: 'store-error'; key: string; error: unknown }
   | { type: 'stale-served'; key: string; ageMs: number; error: unknown }
-  | { type: 'invalidated'; cause: ChangeEvent['type']; entries: number };
+  | { type: 'invalidated'; cause: ChangeEvent['type'] | 'gap'; entries: number };
 
 export interface EdgeCacheStats {
   hits: number;
@@ -195,6 +195,19 @@ export class EdgeCache {
     this.#stats.invalidations++;
     this.#onEvent?.({ type: 'invalidated', cause: event.type, entries: affected });
     this.#pruneTombstones();
+  }
+
+  /**
+   * Distrusts every cached entry at once (the change feed reported a gap: events may be lost).
+   * Entries are expired, not dropped, so they still serve stale if the store is unreachable;
+   * lookups in flight are cached as already expired.
+   */
+  expireAll(): number {
+    this.#epoch++;
+    const affected = this.#expire(() => true);
+    this.#stats.invalidations++;
+    this.#onEvent?.({ type: 'invalidated', cause: 'gap', entries: affected });
+    return affected;
   }
 
   stats(): EdgeCacheStats {

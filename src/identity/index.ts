@@ -36,12 +36,23 @@ export {
   type Unsubscribe,
 } from './change-bus.ts';
 export {
+  ChangeFeed,
+  type ChangeFeedOptions,
+  type ChangeFeedPage,
+  type NumberedChange,
+} from './change-feed.ts';
+export {
   EdgeCache,
   type EdgeCacheEvent,
   type EdgeCacheOptions,
   type EdgeCacheStats,
   type UnauthorizedReason,
 } from './edge-cache.ts';
+export {
+  clusterSecretGuard,
+  type IdentityInternalRoutesOptions,
+  registerIdentityInternalRoutes,
+} from './internal-routes.ts';
 export { generateKey, hashSecret, keyPrefix, keyStatus, parseKey, type RandomBytes } from './keys.ts';
 export { lockedOutError, refuseIfLockedOut } from './locked-out-error.ts';
 export {
@@ -52,6 +63,15 @@ export {
   type ManagementPlaneOptions,
 } from './management-plane.ts';
 export { type Migration, migrations } from './migrations.ts';
+export {
+  type CredentialWire,
+  credentialFromWire,
+  credentialToWire,
+  RemoteChangeBus,
+  type RemoteChangeBusOptions,
+  RemoteCredentialSource,
+  type RemoteCredentialSourceOptions,
+} from './remote/index.ts';
 export {
   createRequestAuthenticator,
   hasScope,

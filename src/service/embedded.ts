@@ -11,7 +11,6 @@ import { openIdempotencyStore } from '../api/idempotency/index.ts';
 import { Admission, BlobStore, buildApiServer, Completions, registerProblemHandlers } from '../api/index.ts';
 import { TenancyGuard } from '../api/tenancy.ts';
 import type { Config } from '../config/index.ts';
-import { isPixelfleetError } from '../errors/index.ts';
 import {
   createRequestAuthenticator,
   EdgeCache,
@@ -24,8 +23,9 @@ import {
 import { createLogger, createServiceMetrics, type Logger } from '../observability/index.ts';
 import { openEmbeddedQueue } from '../queue/index.ts';
 import { openUsageMeter } from '../usage/usage-meter.ts';
-import { Dispatcher, type JobHost } from '../worker/dispatcher.ts';
+import { Dispatcher } from '../worker/dispatcher.ts';
 import { type InputFormat, WorkerPool } from '../worker/index.ts';
+import { createLocalJobHost } from './job-host.ts';
 import { ThroughputMeter } from './throughput.ts';
 
 export interface EmbeddedService {
@@ -146,66 +146,7 @@ export async function startEmbeddedService(
     queueViewTimer.unref();
     closers.push(() => clearInterval(queueViewTimer));
 
-    const host: JobHost = {
-      fetchInput: (job, payload) => blobs.getInput(job.id, payload.input.location),
-      async deliverResult(job, payload, result) {
-        if (payload.mode === 'async')
-          await blobs.putResult(job.id, { bytes: result.output, contentType: result.contentType });
-        // Metered before the ack: a crash in between redelivers the job, and the meter
-        // deduplicates by job id, so the conversion is billed exactly once.
-        const { outcome } = result;
-        const finishedAt = Date.now();
-        try {
-          await usage.record({
-            recordId: job.id,
-            accountId: payload.tenant.accountId,
-            keyId: payload.tenant.keyId,
-            tier: payload.tenant.tier,
-            bytesIn: outcome.bytesIn,
-            bytesOut: outcome.bytesOut,
-            pixelsIn: outcome.pixelsIn,
-            pixelsOut: outcome.pixelsOut,
-            cpuMicros: outcome.cpuMicros,
-            inputFormat: payload.input.format,
-            outputFormat: outcome.format,
-            startedAt: Math.round(finishedAt - outcome.conversionMs),
-            finishedAt,
-          });
-        } catch (error) {
-          // A malformed record is a bug, not a transient failure: redelivering the job would
-          // fail the same way until it is dead-lettered. Complete the job and say so loudly.
-          if (!isPixelfleetError(error, 'PF_ERR_INVALID_USAGE_RECORD')) throw error;
-          logger.error(
-            { err: error, jobId: job.id },
-            'usage record rejected as malformed; the job is completed unmetered',
-          );
-        }
-      },
-      settled(job, payload, { result, error }) {
-        throughput.record();
-        metrics.conversions.inc({ outcome: result ? 'succeeded' : 'failed' });
-        if (payload.mode === 'sync') {
-          if (result) completions.complete(job.id, result);
-          else completions.fail(job.id, error);
-        } else {
-          blobs
-            .deleteInput(job.id, 'disk')
-            .catch((cause) => logger.error({ err: cause, jobId: job.id }, 'input cleanup failed'));
-          logger.info(
-            {
-              jobId: job.id,
-              requestId: payload.requestId,
-              traceId: payload.traceparent.split('-')[1],
-              accountId: payload.tenant.accountId,
-              state: result ? 'succeeded' : 'failed',
-              code: error?.code,
-              attempt: job.attempt,
-            },
-            'job',
-          );
-        }
-      },
-    };
+    const host = createLocalJobHost({ blobs, usage, completions, throughput, metrics, logger });
 
     const dispatcher = new Dispatcher({
       queue,

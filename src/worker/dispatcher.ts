@@ -7,7 +7,9 @@
  * Delivery semantics: the result is delivered (and, for async jobs, made durable) BEFORE the
  * ack, so a crash in between causes a redelivery, never a lost result. Retryable failures
  * (crashed or stalled worker) are nacked for redelivery until `maxAttempts`; after that, and for
- * permanent failures (corrupt input...), the job is dead-lettered with its reason.
+ * permanent failures (corrupt input...), the job is dead-lettered with its reason. A host that
+ * cannot be reached (the api server holding the input is restarting) is a retryable failure
+ * too, nacked with a growing backoff.
  */
 import { isPixelfleetError, PixelfleetError } from '../errors/index.ts';
 import type { ClaimedJob, JobOutcome, JobQueue } from '../queue/types.ts';
@@ -24,6 +26,14 @@ export interface ResizeJobPayload {
   traceparent: string;
   /** Who pays: the metering record is written for this account and key. */
   tenant: { accountId: string; keyId: string; tier: string };
+  /** Cluster mode: the api server holding the input, which the worker asks for it. */
+  origin?: JobOrigin;
+}
+
+/** Which api server took the request: its id and cluster-internal base URL. */
+export interface JobOrigin {
+  id: string;
+  internalUrl: string;
 }
 
 export interface JobResult {
@@ -86,6 +96,11 @@ export interface DispatcherOptions {
   events?: DispatcherEvents;
   /** Backoff before a retryable failure is redelivered. */
   retryDelayMs?: number;
+  /**
+   * Backoff before a job whose host could not be reached (fetching the input or delivering the
+   * result failed) is redelivered; doubles with each attempt. Default 500.
+   */
+  hostRetryDelayMs?: number;
   onError?(error: unknown): void;
 }
 
@@ -218,7 +233,35 @@ export class Dispatcher {
         ),
       );
     }
-    const input = await host.fetchInput(job, payload);
+    // The host (the api server holding the input) may be restarting: give the job back with a
+    // backoff rather than letting its lease run out, so it is redelivered in seconds.
+    const hostFailed = (caught: unknown, step: string): Promise<void> => {
+      const cause = isPixelfleetError(caught)
+        ? caught
+        : new PixelfleetError('PF_ERR_REMOTE_FAILED', `${step} failed`, { cause: caught });
+      const retry = job.attempt < job.maxAttempts;
+      const error = new PixelfleetError(
+        cause.code,
+        `${step} failed on attempt ${job.attempt}: ${cause.message}`,
+        { cause },
+      );
+      events?.failed?.(job, error, retry);
+      return queue
+        .nack(job.id, job.leaseId, {
+          reason: encodeFailure(error),
+          retry,
+          ...(retry ? { delayMs: (this.#options.hostRetryDelayMs ?? 500) * 2 ** (job.attempt - 1) } : {}),
+        })
+        .then(() => {
+          if (!retry) host.settled(job, payload, { error });
+        });
+    };
+    let input: Buffer | undefined;
+    try {
+      input = await host.fetchInput(job, payload);
+    } catch (caught) {
+      return settle(hostFailed(caught, 'fetching the input'));
+    }
     if (input === undefined) {
       return settle(
         fail(
@@ -273,7 +316,11 @@ export class Dispatcher {
     const result: JobResult = { output: converted.output, contentType: converted.contentType, outcome };
     return settle(
       (async () => {
-        await host.deliverResult(job, payload, result);
+        try {
+          await host.deliverResult(job, payload, result);
+        } catch (caught) {
+          return hostFailed(caught, 'delivering the result');
+        }
         // A waiting client is answered before the ack's fsync: if we crash in between, the job
         // is redelivered, finds its input gone and is dropped; metering already deduplicates it.
         const answerFirst = payload.mode === 'sync';

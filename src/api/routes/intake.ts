@@ -82,6 +82,7 @@ export function intake(request: FastifyRequest, deps: ApiDependencies, mode: 'sy
         keyId: request.principal.keyId,
         tier: request.principal.tier.name,
       },
+      ...(deps.origin === undefined ? {} : { origin: deps.origin }),
     },
   };
 }

@@ -125,7 +125,13 @@ export function registerJobRoutes(app: FastifyInstance, deps: ApiDependencies): 
         `job ${record.id} failed: ${decodeFailure(record.lastError).message}`,
       );
     }
-    const stored = await blobs.getResult(record.id);
+    const origin = (record.payload as unknown as ResizeJobPayload).origin;
+    // In the cluster the result lives with the api server that took the job: ask it.
+    const stored =
+      (await blobs.getResult(record.id)) ??
+      (origin !== undefined && origin.id !== deps.origin?.id
+        ? await deps.remoteResult?.(record.id, origin)
+        : undefined);
     const outcome = record.outcome as ResizeOutcome;
     if (!stored || (record.finishedAt !== undefined && Date.now() - record.finishedAt > config.resultTtl)) {
       throw new PixelfleetError('PF_ERR_RESULT_EXPIRED', `the result of job ${record.id} expired`);

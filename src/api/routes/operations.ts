@@ -1,7 +1,7 @@
 /**
  * Operations endpoints: liveness (/healthz: the process answers), readiness (/readyz: the queue
- * accepts writes, at least one worker is alive, and we are not shutting down) and Prometheus
- * metrics (/metrics).
+ * accepts writes, at least one worker is alive, and we are not shutting down; in the cluster the
+ * role decides: queue and identity reachable) and Prometheus metrics (/metrics).
  */
 import type { FastifyInstance } from 'fastify';
 import type { ApiDependencies } from '../context.ts';
@@ -12,6 +12,16 @@ export function registerOperationsRoutes(app: FastifyInstance, deps: ApiDependen
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
+    if (deps.readiness !== undefined) {
+      const { ready, checks } = deps.readiness();
+      const accepting = ready && !admission.shuttingDown;
+      return reply
+        .code(accepting ? 200 : 503)
+        .send({
+          status: accepting ? 'ready' : 'not ready',
+          checks: { ...checks, acceptingRequests: !admission.shuttingDown },
+        });
+    }
     const pool = workers();
     const checks = {
       queueWritable: queue.writable(),

@@ -109,6 +109,8 @@ export const errorCodes = {
   PF_ERR_UPSTREAM_FAILED: { status: 502, title: 'The upstream server failed or closed the connection' },
   PF_ERR_NO_UPSTREAM: { status: 503, title: 'No upstream server is available; retry later' },
   PF_ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'The upstream server did not answer before the deadline' },
+  // Existing engines (Redis: cluster-wide rate limits and idempotency keys)
+  PF_ERR_REDIS_UNAVAILABLE: { status: 503, title: 'Redis is unreachable or failed the command; retry later' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -8,6 +8,8 @@ import { isPixelfleetError } from '../errors/index.ts';
 import { flushLogger } from '../observability/index.ts';
 import { startEmbeddedService } from '../service/embedded.ts';
 import { runAdminCommand } from './admin.ts';
+import { runClusterCommand } from './cluster.ts';
+import { runNodeCommand } from './node.ts';
 import { runQueueCommand } from './queue.ts';
 
 const usage = `Usage: pixelfleet <command> [options]
@@ -18,6 +20,10 @@ Commands:
   admin            Manage accounts, API keys, tiers; read usage and the audit log
                    (talks to the admin API of a running server; 'pixelfleet admin --help')
   queue            Run or administer a node of the Raft-replicated job queue ('pixelfleet queue --help')
+  node             Run cluster roles in this process: --roles gateway,api,queue,worker,identity
+                   ('pixelfleet node --help')
+  cluster          Run a local region (gateway, api servers, queue nodes, workers, identity), each
+                   role its own process on loopback ('pixelfleet cluster --help')
   version          Print the version
 
 Run 'pixelfleet start --help' for the settings of start.`;
@@ -70,6 +76,12 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'queue':
       process.exit(await runQueueCommand(rest, process.env));
+      break;
+    case 'node':
+      process.exit(await runNodeCommand(rest, process.env));
+      break;
+    case 'cluster':
+      process.exit(await runClusterCommand(rest, process.env));
       break;
     case 'config':
       console.log(describeSettings());

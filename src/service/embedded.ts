@@ -25,6 +25,7 @@ import { openEmbeddedQueue } from '../queue/index.ts';
 import { openUsageMeter } from '../usage/usage-meter.ts';
 import { Dispatcher } from '../worker/dispatcher.ts';
 import { type InputFormat, WorkerPool } from '../worker/index.ts';
+import { dispatcherEvents } from './dispatcher-events.ts';
 import { createLocalJobHost } from './job-host.ts';
 import { ThroughputMeter } from './throughput.ts';
 
@@ -156,28 +157,7 @@ export async function startEmbeddedService(
       jobTimeoutMs: config.jobTimeout,
       consumerName: `embedded-${process.pid}`,
       onError: (error) => logger.error({ err: error }, 'dispatcher error'),
-      events: {
-        claimed: (_job, queueWaitMs, payload) =>
-          metrics.queueWait.observe({ mode: payload.mode }, queueWaitMs / 1000),
-        converted: (_job, result) => {
-          metrics.conversionDuration.observe({ format: result.format }, result.wallMs / 1000);
-          metrics.conversionCpuSeconds.inc(
-            { format: result.format },
-            (result.cpuUserMicros + result.cpuSystemMicros) / 1e6,
-          );
-          metrics.bytesIn.inc(result.bytesIn);
-          metrics.bytesOut.inc(result.bytesOut);
-          metrics.workerBusySeconds.inc(result.wallMs / 1000);
-          metrics.workerRss.set({ worker: String(result.workerId) }, result.workerRss);
-        },
-        failed: (job, error, willRetry) => {
-          metrics.conversions.inc({ outcome: willRetry ? 'retried' : 'dead_lettered' });
-          logger.warn(
-            { jobId: job.id, attempt: job.attempt, code: error.code, detail: error.message, willRetry },
-            'job attempt failed',
-          );
-        },
-      },
+      events: dispatcherEvents(metrics, logger),
     });
 
     const app = buildApiServer({

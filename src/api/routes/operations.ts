@@ -15,12 +15,10 @@ export function registerOperationsRoutes(app: FastifyInstance, deps: ApiDependen
     if (deps.readiness !== undefined) {
       const { ready, checks } = deps.readiness();
       const accepting = ready && !admission.shuttingDown;
-      return reply
-        .code(accepting ? 200 : 503)
-        .send({
-          status: accepting ? 'ready' : 'not ready',
-          checks: { ...checks, acceptingRequests: !admission.shuttingDown },
-        });
+      return reply.code(accepting ? 200 : 503).send({
+        status: accepting ? 'ready' : 'not ready',
+        checks: { ...checks, acceptingRequests: !admission.shuttingDown },
+      });
     }
     const pool = workers();
     const checks = {

@@ -1,0 +1,268 @@
+/**
+ * The local region (`pixelfleet cluster`): 1 gateway, N api servers, 3 Raft queue nodes, M
+ * workers and 1 identity process, each its own `pixelfleet node` on loopback under a
+ * supervisor. Ports are chosen once at start, so a restarted process comes back at the same
+ * addresses (jobs name their origin api server by its internal URL). Data lives under
+ * `<dataDir>/cluster/<role>-<n>`. A fresh cluster secret is generated per run; the admin token
+ * is generated once and kept in `<dataDir>/cluster/admin-token` (0600).
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../observability/index.ts';
+import { type ProcessSpec, Supervisor } from './supervisor/supervisor.ts';
+
+export interface LocalRegionOptions {
+  dataDir: string;
+  apiServers?: number;
+  workers?: number;
+  /** Converter child processes per worker process (default 1). */
+  convertersPerWorker?: number;
+  queueNodes?: number;
+  /** Gateway public port (0: any free port). */
+  httpPort?: number;
+  strategy?: string;
+  logLevel?: string;
+  host?: string;
+  /** Extra settings passed to every api server (e.g. ['--sync-timeout', '10s']). */
+  apiArgs?: string[];
+  workerArgs?: string[];
+  nodeBinary?: string;
+  logger: Logger;
+  stopTimeoutMs?: number;
+}
+
+export interface LocalRegion {
+  gatewayUrl: string;
+  gatewayControlUrl: string;
+  adminUrl: string;
+  adminToken: string;
+  adminTokenPath: string;
+  clusterSecret: string;
+  apiUrls: string[];
+  apiInternalUrls: string[];
+  queueClients: string[];
+  pids(): Record<string, number | undefined>;
+  restarts(): Record<string, number>;
+  kill(name: string, signal?: NodeJS.Signals): number | undefined;
+  stop(): Promise<void>;
+}
+
+const mainScript = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+
+async function freePort(host: string): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen({ host, port: 0, exclusive: true }, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function freePorts(count: number, host: string): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort(host));
+  return [...ports];
+}
+
+function adminTokenAt(path: string): string {
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  const token = randomBytes(32).toString('base64url');
+  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  return token;
+}
+
+export async function startLocalRegion(options: LocalRegionOptions): Promise<LocalRegion> {
+  const host = options.host ?? '127.0.0.1';
+  const apiServers = options.apiServers ?? 3;
+  const workers = options.workers ?? 2;
+  const queueNodes = options.queueNodes ?? 3;
+  for (const [name, value] of Object.entries({ apiServers, workers, queueNodes })) {
+    if (!Number.isInteger(value) || value < 1)
+      throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  }
+  const root = join(resolve(options.dataDir), 'cluster');
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  const adminTokenPath = join(root, 'admin-token');
+  const adminToken = adminTokenAt(adminTokenPath);
+  const clusterSecret = randomBytes(32).toString('base64url');
+  const logLevel = options.logLevel ?? 'info';
+
+  // queue: raft + client + internal each; identity: internal + admin; gateway: control;
+  // api: public + internal each; worker: internal each.
+  const ports = await freePorts(queueNodes * 3 + 2 + 1 + apiServers * 2 + workers, host);
+  const take = () => ports.shift()!;
+  const gatewayPort = options.httpPort === undefined || options.httpPort === 0 ? take() : options.httpPort;
+  const queue = Array.from({ length: queueNodes }, (_, index) => ({
+    id: `q${index + 1}`,
+    raft: take(),
+    client: take(),
+    internal: take(),
+  }));
+  const identity = { internal: take(), admin: take() };
+  const gatewayControl = take();
+  const api = Array.from({ length: apiServers }, () => ({ http: take(), internal: take() }));
+  const workerPorts = Array.from({ length: workers }, () => take());
+
+  const registryUrl = `http://${host}:${gatewayControl}`;
+  const identityUrl = `http://${host}:${identity.internal}`;
+  const queueClients = queue.map((node) => `${host}:${node.client}`);
+  const baseEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    PIXELFLEET_CLUSTER_SECRET: clusterSecret,
+  };
+  const spec = (
+    name: string,
+    role: string,
+    stopGroup: number,
+    args: string[],
+    env: NodeJS.ProcessEnv = {},
+    nodeId = name,
+  ): ProcessSpec => ({
+    name,
+    role,
+    stopGroup,
+    args: [
+      mainScript,
+      'node',
+      '--roles',
+      role,
+      '--node-id',
+      nodeId,
+      '--data-dir',
+      join(root, name),
+      '--internal-host',
+      host,
+      '--log-level',
+      logLevel,
+      ...args,
+    ],
+    env: { ...baseEnv, ...env },
+    logFile: join(root, name, 'node.log'),
+  });
+
+  const supervisor = new Supervisor({
+    nodeBinary: options.nodeBinary ?? process.execPath,
+    logger: options.logger,
+    ...(options.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: options.stopTimeoutMs }),
+  });
+  try {
+    const peers = queue.map((node) => `${node.id}=${host}:${node.raft}`).join(',');
+    await Promise.all(
+      queue.map((node, index) =>
+        supervisor.start(
+          spec(
+            `queue-${index + 1}`,
+            'queue',
+            3,
+            [
+              '--queue-peers',
+              peers,
+              '--queue-client-port',
+              String(node.client),
+              '--internal-port',
+              String(node.internal),
+              '--registry-urls',
+              registryUrl,
+            ],
+            {},
+            // The Raft id, as --queue-peers names it.
+            node.id,
+          ),
+        ),
+      ),
+    );
+    const gateway = await supervisor.start(
+      spec('gateway-1', 'gateway', 0, [
+        '--gateway-host',
+        host,
+        '--gateway-port',
+        String(gatewayPort),
+        '--gateway-control-port',
+        String(gatewayControl),
+        '--gateway-strategy',
+        options.strategy ?? 'least-time',
+      ]),
+    );
+    const identityStarted = await supervisor.start(
+      spec(
+        'identity-1',
+        'identity',
+        2,
+        [
+          '--internal-port',
+          String(identity.internal),
+          '--admin-host',
+          host,
+          '--admin-port',
+          String(identity.admin),
+          '--registry-urls',
+          registryUrl,
+        ],
+        { PIXELFLEET_ADMIN_TOKEN: adminToken },
+      ),
+    );
+    const apiStarted = await Promise.all(
+      api.map((ports, index) =>
+        supervisor.start(
+          spec(`api-${index + 1}`, 'api', 1, [
+            '--http-host',
+            host,
+            '--http-port',
+            String(ports.http),
+            '--internal-port',
+            String(ports.internal),
+            '--queue-nodes',
+            queueClients.join(','),
+            '--identity-url',
+            identityUrl,
+            '--registry-urls',
+            registryUrl,
+            ...(options.apiArgs ?? []),
+          ]),
+        ),
+      ),
+    );
+    await Promise.all(
+      workerPorts.map((internal, index) =>
+        supervisor.start(
+          spec(`worker-${index + 1}`, 'worker', 2, [
+            '--workers',
+            String(options.convertersPerWorker ?? 1),
+            '--internal-port',
+            String(internal),
+            '--queue-nodes',
+            queueClients.join(','),
+            '--registry-urls',
+            registryUrl,
+            ...(options.workerArgs ?? []),
+          ]),
+        ),
+      ),
+    );
+    return {
+      gatewayUrl: gateway.urls.gateway ?? `http://${host}:${gatewayPort}`,
+      gatewayControlUrl: registryUrl,
+      adminUrl: identityStarted.urls.admin ?? `http://${host}:${identity.admin}`,
+      adminToken,
+      adminTokenPath,
+      clusterSecret,
+      apiUrls: apiStarted.map((started, index) => started.urls.api ?? `http://${host}:${api[index]!.http}`),
+      apiInternalUrls: api.map((ports) => `http://${host}:${ports.internal}`),
+      queueClients,
+      pids: () => supervisor.pids(),
+      restarts: () => supervisor.restarts(),
+      kill: (name, signal) => supervisor.kill(name, signal),
+      stop: () => supervisor.stop(),
+    };
+  } catch (error) {
+    await supervisor.stop();
+    throw error;
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * The worker role: the embedded service's Dispatcher and WorkerPool (isolated converter child
+ * processes with a watchdog), claiming from the Raft queue through RaftQueueClient, with a
+ * RemoteJobHost that fetches inputs from and delivers results to the api server named in each
+ * job. Ready while a converter is alive and the queue answered recently.
+ */
+import { PixelfleetError } from '../../errors/index.ts';
+import { RaftQueueClient } from '../../queue/raft/index.ts';
+import { dispatcherEvents } from '../../service/dispatcher-events.ts';
+import { Dispatcher } from '../../worker/dispatcher.ts';
+import { type InputFormat, WorkerPool } from '../../worker/index.ts';
+import { RemoteJobHost } from '../worker/remote-job-host.ts';
+import type { NodeContext, RoleHandle } from './types.ts';
+
+const queueStaleMs = 5000;
+
+export async function startWorkerRole(context: NodeContext): Promise<RoleHandle> {
+  const { config, logger, metrics } = context;
+  if (config.queueNodes.length === 0) {
+    throw new PixelfleetError('PF_ERR_CONFIG', '--queue-nodes is required for the worker role', {
+      extensions: { key: '--queue-nodes' },
+    });
+  }
+  const queue = new RaftQueueClient({ nodes: [...config.queueNodes], requestTimeoutMs: 10_000 });
+  const pool = new WorkerPool({
+    size: config.workers,
+    jobTimeoutMs: config.jobTimeout,
+    limits: {
+      allowedFormats: new Set(config.inputFormats as InputFormat[]),
+      maxInputPixels: config.maxInputPixels,
+      maxFrames: config.maxFrames,
+      maxOutputDimension: config.maxOutputDimension,
+    },
+    onEvent: (event) => {
+      if (event.type === 'restart') metrics.workerRestarts.inc({ reason: event.reason });
+      logger.warn({ event }, 'worker event');
+    },
+  });
+  try {
+    await pool.start();
+  } catch (error) {
+    await queue.close();
+    throw error;
+  }
+  const host = new RemoteJobHost({
+    clusterSecret: context.clusterSecret,
+    retryBudget: context.retryBudget,
+    metrics: context.remoteMetrics,
+    onError: (error, where) =>
+      logger.warn({ err: error, ...where }, 'settlement report to the api server failed'),
+  });
+  const dispatcher = new Dispatcher({
+    queue,
+    converter: pool,
+    host,
+    concurrency: config.workers,
+    jobTimeoutMs: config.jobTimeout,
+    consumerName: context.nodeId,
+    hostRetryDelayMs: 500,
+    onError: (error) => logger.error({ err: error }, 'dispatcher error'),
+    events: dispatcherEvents(metrics, logger),
+  });
+  let queueAnsweredAt: number | undefined;
+  const probeQueue = async () => {
+    try {
+      await queue.stats();
+      queueAnsweredAt = Date.now();
+    } catch {
+      // Readiness reports it.
+    }
+  };
+  const probeTimer = setInterval(probeQueue, 1000);
+  probeTimer.unref();
+  await probeQueue();
+  dispatcher.start();
+  logger.info({ converters: config.workers, queueNodes: config.queueNodes }, 'worker role started');
+
+  const checks = () => ({
+    convertersAlive: pool.stats().alive,
+    queueReachable: queueAnsweredAt !== undefined && Date.now() - queueAnsweredAt < queueStaleMs,
+    converting: dispatcher.active,
+  });
+  return {
+    name: 'worker',
+    ready: () => {
+      const state = checks();
+      return state.convertersAlive > 0 && state.queueReachable;
+    },
+    checks,
+    member: () => ({ role: 'worker', internalUrl: context.internalUrl(), inflight: dispatcher.active }),
+    urls: {},
+    async close() {
+      clearInterval(probeTimer);
+      await dispatcher.stop();
+      await host.close();
+      await pool.close();
+      await queue.close();
+    },
+  };
+}

@@ -7,12 +7,12 @@
  * run as the `postgres` user. Local (Unix socket) connections are trusted, for the bootstrap only;
  * TCP connections need the role's password (SCRAM), as a production server would ask.
  *
- * Nothing outlives the test: `stop()` (also registered on the owner's `after`) kills the server's
- * whole process group and removes the dir; an exit hook does the same if the test process ends
+ * Nothing outlives the test: `stop()` (also registered on the owner's `after`) kills the
+ * postmaster and every process it forked, and removes the dir; an exit hook does the same if the test process ends
  * early, and a tiny watchdog shell does it if the test process is killed outright.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { chownSync, closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, closeSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -45,10 +45,11 @@ export interface PostgresServer {
   readonly dir: string;
   /** The postmaster's pid, or -1 while it is not running. */
   readonly pid: number;
-  /** Stops the server (immediate shutdown of the whole process group) and removes the dir. */
+  /** Stops the server (immediate shutdown of the postmaster and its children) and removes the dir. */
   stop(): Promise<void>;
   /**
-   * Sends a signal to the whole process group (postmaster and backends). SIGSTOP/SIGCONT resolve
+   * Sends a signal to the postmaster and every backend and helper it forked (each runs in its own
+   * session, so a process-group signal would miss them). SIGSTOP/SIGCONT resolve
    * at once; other signals resolve once the postmaster has exited.
    */
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -66,16 +67,45 @@ const user = 'pixelfleet';
 const database = 'pixelfleet';
 
 /**
- * Kills the server's process group once the test process is gone, then removes the dir. The
- * postmaster leads its group; its pid is read from postmaster.pid (it changes on restart).
+ * Stops the server once the test process is gone, then removes the dir. The postmaster's pid is
+ * read from postmaster.pid (it changes on restart); woken up and sent SIGQUIT (immediate
+ * shutdown), it takes its children down itself.
  */
 const watchdogScript = `
 parent="$1"; dir="$2"
 while kill -0 "$parent" 2>/dev/null; do sleep 1; done
 pid=$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null)
-if [ -n "$pid" ] && grep -q postgres "/proc/$pid/cmdline" 2>/dev/null; then kill -9 -- "-$pid"; fi
+if [ -n "$pid" ] && grep -q postgres "/proc/$pid/cmdline" 2>/dev/null; then
+  pkill -CONT -P "$pid"; kill -CONT "$pid"; kill -QUIT "$pid"; sleep 3
+  pkill -KILL -P "$pid"; kill -KILL "$pid"
+fi
 rm -rf "$dir"
 `;
+
+/** The pids of the processes `parent` forked (from /proc), for signals the postmaster cannot relay. */
+function childrenOf(parent: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the parenthesised command name: state, ppid, …
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) children.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return children;
+}
+
+function signalQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
 
 interface Owner {
   uid: number;
@@ -110,17 +140,21 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
   let watchdog: ChildProcess | undefined;
-  const killGroupNow = (signal: NodeJS.Signals): void => {
-    if (child?.pid === undefined) return;
-    try {
-      process.kill(-child.pid, signal);
-    } catch {
-      // Already gone.
+  /** Signals the postmaster and its children; stops the postmaster first so it forks no more. */
+  const signalServerNow = (signal: NodeJS.Signals): void => {
+    const postmaster = child?.pid;
+    if (postmaster === undefined) return;
+    if (signal === 'SIGCONT') {
+      for (const pid of childrenOf(postmaster)) signalQuietly(pid, signal);
+      signalQuietly(postmaster, signal);
+    } else {
+      signalQuietly(postmaster, signal);
+      for (const pid of childrenOf(postmaster)) signalQuietly(pid, signal);
     }
   };
   const unregister = onExit(() => {
-    killGroupNow('SIGCONT');
-    killGroupNow('SIGKILL');
+    signalServerNow('SIGCONT');
+    signalServerNow('SIGKILL');
     try {
       if (watchdog?.pid !== undefined) process.kill(watchdog.pid, 'SIGKILL');
     } catch {
@@ -163,7 +197,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
     for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);
     const log = openSync(logFile, 'a');
     if (owner !== undefined) chownSync(logFile, owner.uid, owner.gid);
-    // Its own process group, so stop/pause reach the postmaster and every backend at once.
+    // Detached: a Ctrl-C aimed at the test runner's group is the test's to handle, not the server's.
     const spawned = spawn(join(postgresBinDir, 'postgres'), args, {
       ...asOwner,
       cwd: dir,
@@ -216,22 +250,32 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
 
   const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
     if (child === null) return;
-    if (signal !== 'SIGSTOP' && signal !== 'SIGCONT') killGroupNow('SIGCONT');
-    killGroupNow(signal);
+    if (signal !== 'SIGSTOP' && signal !== 'SIGCONT') signalServerNow('SIGCONT');
+    signalServerNow(signal);
     if (signal === 'SIGSTOP' || signal === 'SIGCONT' || signal === 'SIGTSTP') return;
     await exited;
   };
 
   const crash = async (): Promise<void> => {
-    if (child === null) return;
-    killGroupNow('SIGCONT');
+    const postmaster = child;
+    if (postmaster?.pid === undefined) return;
+    const children = childrenOf(postmaster.pid);
+    signalServerNow('SIGCONT');
     // SIGQUIT to the postmaster is what `pg_ctl stop -m immediate` sends.
-    child.kill('SIGQUIT');
-    const timer = setTimeout(() => killGroupNow('SIGKILL'), 5_000);
+    postmaster.kill('SIGQUIT');
+    const timer = setTimeout(() => signalServerNow('SIGKILL'), 5_000);
     await exited;
     clearTimeout(timer);
-    // Backends end on their own once the postmaster is gone; do not leave any behind.
-    killGroupNow('SIGKILL');
+    // The postmaster takes its children down; make sure none lingers (orphans leave /proc's
+    // parent link behind, so use the list taken before).
+    for (const pid of children) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('postgres'))
+          signalQuietly(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
   };
 
   const restart = async (): Promise<void> => {

@@ -50,6 +50,12 @@ export interface PostgresIdentityStoreOptions extends PostgresConnectionOptions 
   clock?: () => number;
   /** Announce every change on this LISTEN/NOTIFY channel, inside the write's transaction. */
   changeChannel?: string;
+  /**
+   * Longest the data-plane reads (`findCredential`, `getTier`) wait, connection included, before
+   * failing so the edge cache can answer from a stale entry (default 1 s): a request should not
+   * wait the full management timeout for a database that is not answering.
+   */
+  dataPlaneTimeoutMs?: number;
   /** Override the migration list (tests of the migration runner only). */
   migrations?: readonly PostgresMigration[];
   /** An idle pooled connection failed (the pool replaces it); default: ignored. */
@@ -182,13 +188,20 @@ export class PostgresIdentityStore implements IdentityStore {
   readonly #pool: pg.Pool;
   readonly #clock: () => number;
   readonly #changeChannel: string | undefined;
+  readonly #dataPlaneTimeoutMs: number;
   #closed: Promise<void> | undefined;
 
   /** Use `PostgresIdentityStore.open`, which also migrates the schema. */
-  private constructor(pool: pg.Pool, clock: () => number, changeChannel: string | undefined) {
+  private constructor(
+    pool: pg.Pool,
+    clock: () => number,
+    changeChannel: string | undefined,
+    dataPlaneTimeoutMs: number,
+  ) {
     this.#pool = pool;
     this.#clock = clock;
     this.#changeChannel = changeChannel;
+    this.#dataPlaneTimeoutMs = dataPlaneTimeoutMs;
   }
 
   /**
@@ -200,6 +213,10 @@ export class PostgresIdentityStore implements IdentityStore {
   static async open(options: PostgresIdentityStoreOptions): Promise<PostgresIdentityStore> {
     const resolved: ResolvedConnectionOptions = resolveConnectionOptions(options);
     if (options.changeChannel !== undefined) assertIdentifier('changeChannel', options.changeChannel);
+    const dataPlaneTimeoutMs = options.dataPlaneTimeoutMs ?? 1_000;
+    if (!Number.isInteger(dataPlaneTimeoutMs) || dataPlaneTimeoutMs < 1) {
+      throw new RangeError(`dataPlaneTimeoutMs must be a positive integer, got ${dataPlaneTimeoutMs}`);
+    }
     const clock = options.clock ?? Date.now;
     const pool = createPool(resolved, options.onConnectionError ?? (() => {}));
     try {
@@ -211,7 +228,7 @@ export class PostgresIdentityStore implements IdentityStore {
       await pool.end().catch(() => {});
       throw error;
     }
-    return new PostgresIdentityStore(pool, clock, options.changeChannel);
+    return new PostgresIdentityStore(pool, clock, options.changeChannel, dataPlaneTimeoutMs);
   }
 
   /** Versions recorded in `schema_migrations`, ascending. */
@@ -435,7 +452,7 @@ export class PostgresIdentityStore implements IdentityStore {
   }
 
   async findCredential(keyId: string): Promise<Credential | undefined> {
-    return this.#read(async () => {
+    return this.#dataPlaneRead(async () => {
       const result = await this.#pool.query(credentialQuery, [keyId]);
       const row = result.rows[0] as Row | undefined;
       if (row === undefined) return undefined;
@@ -450,7 +467,7 @@ export class PostgresIdentityStore implements IdentityStore {
   }
 
   async getTier(name: string): Promise<Tier | undefined> {
-    return this.#read(() => this.#tierRow(this.#pool, name));
+    return this.#dataPlaneRead(() => this.#tierRow(this.#pool, name));
   }
 
   async listTiers(): Promise<Tier[]> {
@@ -603,6 +620,25 @@ export class PostgresIdentityStore implements IdentityStore {
       return await work();
     } catch (cause) {
       throw identityError(cause);
+    }
+  }
+
+  /**
+   * A read on the request path: abandoned after `dataPlaneTimeoutMs` (the query itself still
+   * ends within the pool's own timeouts, so abandoned work cannot pile up without bound).
+   */
+  async #dataPlaneRead<T>(work: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${this.#dataPlaneTimeoutMs} ms`)),
+        this.#dataPlaneTimeoutMs,
+      );
+    });
+    try {
+      return await this.#read(() => Promise.race([work(), deadline]));
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -32,6 +32,15 @@ export {
 } from './progressive-lockout.ts';
 export { rateLimitedError } from './rate-limited-error.ts';
 export {
+  openRedisConnection,
+  type RedisCommander,
+  type RedisConnection,
+  type RedisConnectionOptions,
+  RedisLimiterStore,
+  type RedisLimiterStoreOptions,
+  redisLimiterAlgorithms,
+} from './redis/index.ts';
+export {
   SlidingWindowCounter,
   type SlidingWindowCounterOptions,
   type SlidingWindowCounterState,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { isPixelfleetError } from '../../src/errors/index.ts';
-import { type ChangeEvent, ManagementPlane } from '../../src/identity/index.ts';
+import { type ChangeEvent, EdgeCache, ManagementPlane } from '../../src/identity/index.ts';
 import {
   defaultChangeChannel,
   openPostgresIdentity,
@@ -10,6 +10,7 @@ import {
   type PostgresIdentity,
 } from '../../src/identity/postgres/index.ts';
 import { type PostgresServer, startPostgres } from '../support/postgres-server.ts';
+import { percentileOf } from '../support/stats.ts';
 import { sleep, waitFor } from '../support/wait-for.ts';
 
 let server: PostgresServer;
@@ -87,6 +88,42 @@ describe('postgres change bus', () => {
     const closed = heardByReader[4] as Extract<ChangeEvent, { type: 'account.closed' }>;
     assert.deepEqual(closed.revokedKeyIds, []);
     assert.equal(reader.bus.stats().received, expected.length);
+  });
+
+  test('identity changes - a revocation reaches the edge cache of another api server within a second (measured)', async (t) => {
+    const schema = freshSchema();
+    const writer = await open(schema);
+    const reader = await open(schema);
+    // A long TTL: only the change event can make the reader's cache refuse the key in time.
+    const cache = new EdgeCache({ source: reader.store, bus: reader.bus, positiveTtlMs: 600_000 });
+    const management = new ManagementPlane({ store: writer.store, bus: writer.bus });
+    const latencies: number[] = [];
+    try {
+      for (let round = 0; round < 15; round++) {
+        const account = await management.createAccount({ name: `Revocation ${round}` }, context);
+        const issued = await management.issueKey(account.id, {}, context);
+        await cache.authenticate(issued.presentedKey);
+        const started = performance.now();
+        await management.revokeKey(issued.key.id, null, context);
+        await waitFor(
+          () =>
+            cache.authenticate(issued.presentedKey).then(
+              () => false,
+              (error) => isPixelfleetError(error, 'PF_ERR_UNAUTHORIZED'),
+            ),
+          { intervalMs: 1, timeoutMs: 5_000, message: 'the revocation to reach the other cache' },
+        );
+        latencies.push(performance.now() - started);
+      }
+    } finally {
+      cache.close();
+    }
+    const p50 = percentileOf(latencies, 0.5);
+    const p99 = percentileOf(latencies, 0.99);
+    t.diagnostic(
+      `revoke call to refusal on another server: p50 ${p50.toFixed(1)} ms, max ${p99.toFixed(1)} ms`,
+    );
+    assert.ok(p99 < 1_000, `revocation took ${p99.toFixed(0)} ms`);
   });
 
   test('identity changes - a write that fails at commit announces nothing', async () => {

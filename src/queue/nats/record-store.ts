@@ -1,0 +1,147 @@
+/**
+ * The job records: a JetStream KV bucket (a stream `KV_<bucket>` on `$KV.<bucket>.>`, history 1,
+ * the layout the `nats kv` tools read), keyed by job id, holding each job's `JobRecord` plus the
+ * current lease. It answers `get`, deduplicates beyond the stream's duplicate window and fences
+ * ack/nack/extend.
+ *
+ * Every change is a compare-and-set on the key's last revision (`Nats-Expected-Last-Subject-
+ * Sequence`), so two processes racing on one job (an ack against a lease expiry, a claim against
+ * a stale ack) cannot both win. Reads go to the stream leader (a plain `STREAM.MSG.GET`, not a
+ * direct get a follower could serve), so a process reads its own writes. Each write carries a
+ * random writer token: when a write's reply is lost and its retry meets a changed revision, the
+ * token says whether the change was our own.
+ */
+import { randomUUID } from 'node:crypto';
+import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { JobRecord } from '../types.ts';
+import { type QueueResourceNames, recordSubject } from './names.ts';
+import { type RetryPolicy, withRetry } from './retry.ts';
+
+/** The lease of the current delivery: what fences ack/nack/extend. */
+export interface StoredLease {
+  /** `<stream sequence>.<delivery count>`: unique per delivery of a job. */
+  id: string;
+  /** The delivery's JetStream ack subject, so any process can settle it. */
+  ackSubject: string;
+  expiresAt: number;
+  consumer: string;
+}
+
+export interface StoredJob extends JobRecord {
+  /** Stream sequence of the job's message in the jobs stream (absent for jobs never published). */
+  sequence?: number;
+  lease?: StoredLease;
+  /** Nacks received (for the totals). */
+  nacks?: number;
+  /** Token of the write that produced this revision. */
+  writer?: string;
+}
+
+export interface VersionedJob {
+  job: StoredJob;
+  revision: number;
+}
+
+/** Compare-and-set lost: someone else changed the record first. */
+export class RevisionConflict extends Error {
+  constructor(id: string) {
+    super(`job record ${id} changed concurrently`);
+    this.name = 'RevisionConflict';
+  }
+}
+
+const WRONG_LAST_SEQUENCE = 10071;
+
+export class JobRecordStore {
+  readonly #client: JetStreamClient;
+  readonly #manager: JetStreamManager;
+  readonly #names: QueueResourceNames;
+  readonly #retry: RetryPolicy;
+  readonly #attemptTimeoutMs: number;
+
+  constructor(
+    client: JetStreamClient,
+    manager: JetStreamManager,
+    names: QueueResourceNames,
+    retry: RetryPolicy,
+    attemptTimeoutMs: number,
+  ) {
+    this.#client = client;
+    this.#manager = manager;
+    this.#names = names;
+    this.#retry = retry;
+    this.#attemptTimeoutMs = attemptTimeoutMs;
+  }
+
+  async read(id: string): Promise<VersionedJob | undefined> {
+    const stored = await withRetry(this.#retry, 'a job record read', () =>
+      this.#manager.streams.getMessage(this.#names.recordsStream, {
+        last_by_subj: recordSubject(this.#names, id),
+      }),
+    );
+    if (stored === null || stored.data.length === 0) return undefined;
+    return { job: stored.json<StoredJob>(), revision: stored.seq };
+  }
+
+  /** Writes the record if the key has no value yet; RevisionConflict otherwise. */
+  create(job: StoredJob): Promise<number> {
+    return this.#write(job, 0);
+  }
+
+  /** Writes the record if the key is still at `revision`; RevisionConflict otherwise. */
+  update(job: StoredJob, revision: number): Promise<number> {
+    return this.#write(job, revision);
+  }
+
+  async #write(job: StoredJob, revision: number): Promise<number> {
+    const writer = randomUUID();
+    const body = JSON.stringify({ ...job, writer });
+    let uncertain = false;
+    try {
+      return await withRetry(
+        this.#retry,
+        'a job record write',
+        async () => {
+          const ack = await this.#client.publish(recordSubject(this.#names, job.id), body, {
+            expect: { lastSubjectSequence: revision },
+            timeout: this.#attemptTimeoutMs,
+          });
+          return ack.seq;
+        },
+        { onUncertain: () => (uncertain = true) },
+      );
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE)) throw error;
+      if (uncertain) {
+        // A lost reply: the revision may have moved because our own first attempt landed.
+        const current = await this.read(job.id);
+        if (current?.job.writer === writer) return current.revision;
+      }
+      throw new RevisionConflict(job.id);
+    }
+  }
+}
+
+/** The public view of a stored job: no lease internals. */
+export function toJobRecord(job: StoredJob): JobRecord {
+  const record: JobRecord = {
+    id: job.id,
+    account: job.account,
+    state: job.state,
+    payload: job.payload,
+    attempts: job.attempts,
+    maxAttempts: job.maxAttempts,
+    enqueuedAt: job.enqueuedAt,
+  };
+  if (job.claimedAt !== undefined) record.claimedAt = job.claimedAt;
+  if (job.firstClaimedAt !== undefined) record.firstClaimedAt = job.firstClaimedAt;
+  if (job.finishedAt !== undefined) record.finishedAt = job.finishedAt;
+  if (job.lastError !== undefined) record.lastError = job.lastError;
+  if (job.outcome !== undefined) record.outcome = job.outcome;
+  if (job.deadline !== undefined) record.deadline = job.deadline;
+  return record;
+}
+
+export function isFinished(job: StoredJob): boolean {
+  return job.state === 'succeeded' || job.state === 'dead' || job.state === 'expired';
+}

@@ -5,9 +5,13 @@
  * registry neither delays the others nor piles up requests. Heartbeats are not retried — the
  * next tick is the retry.
  *
- * Guarantee: after `stop()` resolves no heartbeat is in flight or will be sent, so the DELETE
- * cannot be overtaken by a late heartbeat that re-adds the member.
+ * Guarantees: after `stop()` resolves no heartbeat is in flight or will be sent, so the DELETE
+ * cannot be overtaken by a late heartbeat that re-adds the member; and no socket of this client
+ * is left open. The client owns its connection pool for that reason: a heartbeat aborted while
+ * connecting can leave a connected but unused socket in a shared pool, which a registry's
+ * graceful `close()` then waits on until its headers timeout (a minute).
  */
+import { Agent, request } from 'undici';
 import { PixelfleetError } from '../errors/index.ts';
 import type { MemberAnnouncement, MemberView } from './types.ts';
 
@@ -38,6 +42,7 @@ export class HeartbeatClient {
   readonly #onMembers: ((members: MemberView[]) => void) | undefined;
   readonly #inFlight = new Map<string, Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
+  #agent: Agent | undefined;
   #stopping = new AbortController();
   #lastId: string | undefined;
 
@@ -70,6 +75,7 @@ export class HeartbeatClient {
   start(): void {
     if (this.#timer !== undefined) return;
     if (this.#stopping.signal.aborted) this.#stopping = new AbortController();
+    this.#agent = new Agent({ connections: 2, keepAliveTimeout: Math.max(1000, this.intervalMs * 4) });
     this.#tick();
     this.#timer = setInterval(() => this.#tick(), this.intervalMs);
     // Heartbeats must never be the only thing keeping a process alive.
@@ -78,23 +84,29 @@ export class HeartbeatClient {
 
   /** Stops beating, waits out in-flight heartbeats, then leaves (best effort, ≤ 1 s). */
   async stop(): Promise<void> {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    const agent = this.#agent;
+    if (agent === undefined) return;
+    this.#agent = undefined;
+    clearInterval(this.#timer);
     this.#timer = undefined;
     this.#stopping.abort();
     await Promise.allSettled([...this.#inFlight.values()]);
     const id = this.#lastId;
-    if (id === undefined) return;
-    const signal = AbortSignal.timeout(leaveTimeoutMs);
-    await Promise.allSettled(
-      this.#registryUrls.map(async (registryUrl) => {
-        const response = await fetch(`${registryUrl}/registry/members/${encodeURIComponent(id)}`, {
-          method: 'DELETE',
-          headers: { authorization: this.#authorization },
-          signal,
-        });
-        await response.body?.cancel();
-      }),
-    );
+    if (id !== undefined) {
+      const signal = AbortSignal.timeout(leaveTimeoutMs);
+      await Promise.allSettled(
+        this.#registryUrls.map(async (registryUrl) => {
+          const response = await request(`${registryUrl}/registry/members/${encodeURIComponent(id)}`, {
+            method: 'DELETE',
+            headers: { authorization: this.#authorization },
+            signal,
+            dispatcher: agent,
+          });
+          await response.body.dump();
+        }),
+      );
+    }
+    await agent.destroy();
   }
 
   #tick(): void {
@@ -115,22 +127,28 @@ export class HeartbeatClient {
   }
 
   async #beat(registryUrl: string, body: string): Promise<void> {
+    const agent = this.#agent;
+    if (agent === undefined) return;
     try {
-      const response = await fetch(`${registryUrl}/registry/heartbeat`, {
+      const response = await request(`${registryUrl}/registry/heartbeat`, {
         method: 'POST',
         headers: { authorization: this.#authorization, 'content-type': 'application/json' },
         body,
         signal: AbortSignal.any([this.#stopping.signal, AbortSignal.timeout(this.#requestTimeoutMs)]),
+        dispatcher: agent,
       });
-      if (!response.ok) {
-        const problem = (await response.json().catch(() => undefined)) as { detail?: unknown } | undefined;
+      if (response.statusCode !== 200) {
+        const problem = (await response.body.json().catch(() => undefined)) as
+          | { detail?: unknown }
+          | undefined;
+        const detail = typeof problem?.detail === 'string' ? `: ${problem.detail}` : '';
         throw new PixelfleetError(
-          response.status === 401 ? 'PF_ERR_CLUSTER_UNAUTHORIZED' : 'PF_ERR_REMOTE_FAILED',
-          `registry ${registryUrl} answered ${response.status}${typeof problem?.detail === 'string' ? `: ${problem.detail}` : ''}`,
-          { extensions: { registryUrl, remoteStatus: response.status } },
+          response.statusCode === 401 ? 'PF_ERR_CLUSTER_UNAUTHORIZED' : 'PF_ERR_REMOTE_FAILED',
+          `registry ${registryUrl} answered ${response.statusCode}${detail}`,
+          { extensions: { registryUrl, remoteStatus: response.statusCode } },
         );
       }
-      const answer = (await response.json()) as { members?: MemberView[] };
+      const answer = (await response.body.json()) as { members?: MemberView[] };
       if (Array.isArray(answer.members)) this.#onMembers?.(answer.members);
     } catch (error) {
       if (this.#stopping.signal.aborted) return;

@@ -42,7 +42,7 @@ function announcement(id: string, overrides: Partial<MemberAnnouncement> = {}): 
     url: 'http://127.0.0.1:9/',
     ready: true,
     startedAt: Date.now(),
-    intervalMs: 50,
+    intervalMs: 10_000, // long: the routes test must not see the member expire under load
     ...overrides,
   };
 }

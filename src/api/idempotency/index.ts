@@ -1,6 +1,6 @@
 /**
  * Idempotency keys for POST /v1/resize and POST /v1/jobs: the store interface, the embedded
- * SQLite engine, request fingerprints, key validation and the `withIdempotency` route helper.
+ * SQLite engine, the Redis engine for clusters, request fingerprints, key validation and the `withIdempotency` route helper.
  */
 export { digestBody, type FingerprintInput, fingerprintRequest, type QueryInput } from './fingerprint.ts';
 export {
@@ -9,6 +9,7 @@ export {
   maxIdempotencyKeyLength,
   parseIdempotencyKeyHeader,
 } from './key.ts';
+export { RedisIdempotencyStore, type RedisIdempotencyStoreOptions } from './redis-store.ts';
 export {
   entryOverheadBytes,
   openIdempotencyStore,

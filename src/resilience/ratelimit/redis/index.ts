@@ -3,6 +3,14 @@
  * steps on the Redis clock), `FallbackLimiterStore` (a circuit breaker in front of it that answers
  * from this server's share of each limit while Redis is unreachable), and the connection they use.
  */
+
+export {
+  FallbackLimiterStore,
+  type FallbackLimiterStoreOptions,
+  type SharedLimiterStore,
+} from './fallback-store.ts';
+export { localShareOf } from './local-share.ts';
+export { createLimiterStoreMetrics, type LimiterBackend, type LimiterStoreMetrics } from './metrics.ts';
 export {
   openRedisConnection,
   type RedisArgument,

@@ -19,7 +19,13 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { settle } from './delivery.ts';
 import { accountConsumerName, accountTokenOf, deadLetterSubject, type QueueResourceNames } from './names.ts';
-import { isFinished, type JobRecordStore, RevisionConflict, type StoredJob, toJobRecord } from './record-store.ts';
+import {
+  isFinished,
+  type JobRecordStore,
+  RevisionConflict,
+  type StoredJob,
+  toJobRecord,
+} from './record-store.ts';
 import { type RetryPolicy, withRetry } from './retry.ts';
 
 /** The body of a message in the jobs stream. */
@@ -223,10 +229,14 @@ export class DeadLetterOffice {
 
   async #publish(job: StoredJob): Promise<void> {
     await withRetry(this.#retry, 'publishing a dead letter', () =>
-      this.#client.publish(deadLetterSubject(this.#names, job.account, job.id), JSON.stringify(toJobRecord(job)), {
-        msgID: `dead:${job.id}`,
-        timeout: this.#attemptTimeoutMs,
-      }),
+      this.#client.publish(
+        deadLetterSubject(this.#names, job.account, job.id),
+        JSON.stringify(toJobRecord(job)),
+        {
+          msgID: `dead:${job.id}`,
+          timeout: this.#attemptTimeoutMs,
+        },
+      ),
     );
   }
 

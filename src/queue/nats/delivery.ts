@@ -63,9 +63,16 @@ export async function pullOne(
   const code = reply.headers?.code ?? 0;
   if (code === 404 || code === 408 || code === 409) return undefined;
   if (code !== 0 || reply.reply === undefined || !reply.reply.startsWith('$JS.ACK.')) {
-    throw new Error(`unexpected pull reply from ${stream}/${consumer}: ${code} ${reply.headers?.description}`);
+    throw new Error(
+      `unexpected pull reply from ${stream}/${consumer}: ${code} ${reply.headers?.description}`,
+    );
   }
-  return { subject: reply.subject, ackSubject: reply.reply, data: reply.data, ...parseAckSubject(reply.reply) };
+  return {
+    subject: reply.subject,
+    ackSubject: reply.reply,
+    data: reply.data,
+    ...parseAckSubject(reply.reply),
+  };
 }
 
 /** Sends a settlement and waits for the server to confirm it. */

@@ -4,6 +4,6 @@
  * dead-letter stream fed by nacks, lease expiries, MAX_DELIVERIES advisories and a sweeper.
  */
 export { AccountRing } from './account-ring.ts';
-export { type NatsQueueDiagnostics, NatsJobQueue, openNatsQueue } from './nats-queue.ts';
-export type { NatsQueueOptions } from './options.ts';
 export type { QueueResourceNames } from './names.ts';
+export { NatsJobQueue, type NatsQueueDiagnostics, openNatsQueue } from './nats-queue.ts';
+export type { NatsQueueOptions } from './options.ts';

@@ -47,7 +47,10 @@ export class LeaseKeeper {
   hold(lease: KeptLease): void {
     if (this.#stopped) return;
     this.release(lease.id);
-    const timer = setTimeout(() => this.#expire(lease.id, lease.leaseId), Math.max(0, lease.expiresAt - this.#now()));
+    const timer = setTimeout(
+      () => this.#expire(lease.id, lease.leaseId),
+      Math.max(0, lease.expiresAt - this.#now()),
+    );
     timer.unref();
     this.#leases.set(lease.id, { lease, timer });
   }

@@ -293,8 +293,11 @@ export class NatsJobQueue implements JobQueue {
       this.#events.count('enqueued', request.id),
     ]);
     this.#ring.add(token);
+    this.#prepareConsumer(token);
     this.#connection.publish(this.#names.notifySubject, token);
-    const state: JobState = ack.duplicate ? ((await this.#store.read(request.id))?.job.state ?? 'queued') : 'queued';
+    const state: JobState = ack.duplicate
+      ? ((await this.#store.read(request.id))?.job.state ?? 'queued')
+      : 'queued';
     return { id: request.id, duplicate: ack.duplicate, state };
   }
 
@@ -361,7 +364,10 @@ export class NatsJobQueue implements JobQueue {
       const lease = current.job.lease!;
       const leaseExpiresAt = Date.now() + leaseMs;
       try {
-        await this.#store.update({ ...current.job, lease: { ...lease, expiresAt: leaseExpiresAt } }, current.revision);
+        await this.#store.update(
+          { ...current.job, lease: { ...lease, expiresAt: leaseExpiresAt } },
+          current.revision,
+        );
       } catch (error) {
         if (error instanceof RevisionConflict) continue;
         throw error;
@@ -405,7 +411,10 @@ export class NatsJobQueue implements JobQueue {
         let queued = count;
         let leased = 0;
         try {
-          const consumer = await this.#manager.consumers.info(this.#names.jobsStream, accountConsumerName(token));
+          const consumer = await this.#manager.consumers.info(
+            this.#names.jobsStream,
+            accountConsumerName(token),
+          );
           // Undelivered, and delivered but unsettled (a nak'd job waiting out its delay counts here).
           queued = consumer.num_pending;
           leased = consumer.num_ack_pending;
@@ -526,6 +535,9 @@ export class NatsJobQueue implements JobQueue {
         }
         this.#ring.replace(tokens);
         this.#lastRefresh = performance.now();
+        // Create the consumers of newly seen accounts side by side: each is a Raft group of its
+        // own and takes a few hundred ms to form, which one claim should not pay per account.
+        for (const token of tokens) this.#prepareConsumer(token);
       } finally {
         this.#refreshing = undefined;
       }
@@ -536,7 +548,12 @@ export class NatsJobQueue implements JobQueue {
   async #pull(token: string): Promise<Delivery | undefined> {
     const consumer = await this.#ensureConsumer(token);
     try {
-      return await pullOne(this.#connection, this.#names.jobsStream, consumer, this.#options.attemptTimeoutMs);
+      return await pullOne(
+        this.#connection,
+        this.#names.jobsStream,
+        consumer,
+        this.#options.attemptTimeoutMs,
+      );
     } catch (error) {
       // A consumer deleted behind our back, or a server in the middle of failing over: recreate
       // the consumer next time and let this turn move on to the next account.
@@ -545,6 +562,11 @@ export class NatsJobQueue implements JobQueue {
       if (error instanceof Error && error.name === 'NoRespondersError') return undefined;
       return undefined;
     }
+  }
+
+  /** Starts creating the account's consumer in the background, if not done yet. */
+  #prepareConsumer(token: string): void {
+    if (!this.#consumers.has(token)) this.#ensureConsumer(token).catch(() => {});
   }
 
   #ensureConsumer(token: string): Promise<string> {
@@ -631,8 +653,14 @@ export class NatsJobQueue implements JobQueue {
         if (error instanceof RevisionConflict) continue;
         throw error;
       }
-      this.#keeper.hold({ id: job.id, leaseId, ackSubject: delivery.ackSubject, expiresAt: now + request.leaseMs });
-      if (delivery.deliveryCount > 1) await this.#events.count('redelivered', `${job.id}:${delivery.deliveryCount}`);
+      this.#keeper.hold({
+        id: job.id,
+        leaseId,
+        ackSubject: delivery.ackSubject,
+        expiresAt: now + request.leaseMs,
+      });
+      if (delivery.deliveryCount > 1)
+        await this.#events.count('redelivered', `${job.id}:${delivery.deliveryCount}`);
       const claimed: ClaimedJob = {
         id: job.id,
         account: job.account,
@@ -716,7 +744,10 @@ export class NatsJobQueue implements JobQueue {
     const { job } = current;
     if (job.state !== 'running' || job.lease?.id !== leaseId) {
       const now = job.state === 'running' ? 'leased again by another delivery' : job.state;
-      throw new PixelfleetError('PF_ERR_LEASE_LOST', `job ${id}: lease ${leaseId} is no longer held (job is ${now})`);
+      throw new PixelfleetError(
+        'PF_ERR_LEASE_LOST',
+        `job ${id}: lease ${leaseId} is no longer held (job is ${now})`,
+      );
     }
     if (Date.now() >= job.lease.expiresAt) {
       throw new PixelfleetError(
@@ -786,7 +817,11 @@ export class NatsJobQueue implements JobQueue {
         );
         return;
       }
-      const requeued: StoredJob = { ...job, state: 'queued', lastError: `lease expired (attempt ${job.attempts})` };
+      const requeued: StoredJob = {
+        ...job,
+        state: 'queued',
+        lastError: `lease expired (attempt ${job.attempts})`,
+      };
       delete requeued.lease;
       try {
         await this.#store.update(requeued, current.revision);

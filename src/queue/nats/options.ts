@@ -55,20 +55,22 @@ export interface NatsQueueOptions {
   random?: () => number;
 }
 
-export interface ResolvedNatsQueueOptions
-  extends Required<Omit<NatsQueueOptions, 'connection' | 'random'>> {
+export interface ResolvedNatsQueueOptions extends Required<Omit<NatsQueueOptions, 'connection' | 'random'>> {
   connection: NatsConnection | undefined;
   random: () => number;
 }
 
 export function resolveOptions(options: NatsQueueOptions): ResolvedNatsQueueOptions {
   if (!Array.isArray(options?.servers) || options.servers.length === 0) {
-    if (options?.connection === undefined) throw new RangeError('servers must list at least one NATS server URL');
+    if (options?.connection === undefined)
+      throw new RangeError('servers must list at least one NATS server URL');
   }
   const duration = (name: string, value: number | undefined, fallback: number, zeroAllowed = false) => {
     const resolved = value ?? fallback;
     if (!Number.isFinite(resolved) || resolved < 0 || (!zeroAllowed && resolved === 0)) {
-      throw new RangeError(`${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number of milliseconds, got ${value}`);
+      throw new RangeError(
+        `${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number of milliseconds, got ${value}`,
+      );
     }
     return resolved;
   };

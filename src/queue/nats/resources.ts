@@ -13,8 +13,8 @@ import {
   JetStreamApiError,
   type JetStreamManager,
   RetentionPolicy,
-  type StreamConfig,
   StorageType,
+  type StreamConfig,
 } from '@nats-io/jetstream';
 import type { QueueResourceNames } from './names.ts';
 import type { ResolvedNatsQueueOptions } from './options.ts';
@@ -68,16 +68,18 @@ export async function ensureStreams(
       duplicate_window: nanos(options.duplicateWindowMs),
     },
   ];
-  for (const config of configs) {
-    await withRetry(retry, `creating stream ${config.name}`, async () => {
-      try {
-        await manager.streams.add(config);
-      } catch (error) {
-        if (error instanceof JetStreamApiError && error.code === STREAM_NAME_IN_USE) return;
-        throw error;
-      }
-    });
-  }
+  await Promise.all(
+    configs.map((config) =>
+      withRetry(retry, `creating stream ${config.name}`, async () => {
+        try {
+          await manager.streams.add(config);
+        } catch (error) {
+          if (error instanceof JetStreamApiError && error.code === STREAM_NAME_IN_USE) return;
+          throw error;
+        }
+      }),
+    ),
+  );
 }
 
 /** Deletes every stream of the queue (tests and decommissioning). */

@@ -45,7 +45,7 @@ export class AccountRing {
     for (const token of kept) wanted.delete(token);
     this.#tokens = kept;
     const index = current === undefined ? -1 : kept.indexOf(current);
-    this.#cursor = index >= 0 ? index : 0;
+    this.#cursor = Math.max(index, 0);
     for (const token of wanted) this.add(token);
     if (this.#tokens.length === 0) this.#cursor = 0;
   }

@@ -24,6 +24,7 @@ Options:
   --strategy <name>          round-robin | weighted-round-robin | least-connections |
                              least-time | consistent-hash (default least-time)
   --api-args <args>          extra settings for every api server, space-separated
+  --worker-args <args>       extra settings for every worker, space-separated (e.g. '--job-timeout 2s')
   --log-level <level>        log level of every process (default info); logs go to
                              <dir>/cluster/<name>/node.log
   -h, --help                 this text`;
@@ -54,6 +55,7 @@ export async function runClusterCommand(argv: string[], _env: NodeJS.ProcessEnv)
         'data-dir': { type: 'string' },
         strategy: { type: 'string' },
         'api-args': { type: 'string' },
+        'worker-args': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -72,6 +74,9 @@ export async function runClusterCommand(argv: string[], _env: NodeJS.ProcessEnv)
       ...(values['api-args'] === undefined
         ? {}
         : { apiArgs: values['api-args'].split(/\s+/).filter(Boolean) }),
+      ...(values['worker-args'] === undefined
+        ? {}
+        : { workerArgs: values['worker-args'].split(/\s+/).filter(Boolean) }),
       logLevel: values['log-level'] ?? 'info',
       logger,
     };

@@ -25,6 +25,8 @@ export interface LocalClusterOptions {
   strategy?: string;
   /** Extra settings for every api server, e.g. ['--sync-timeout', '10s']. */
   apiArgs?: string[];
+  /** Extra settings for every worker, e.g. ['--job-timeout', '2s']. */
+  workerArgs?: string[];
   logLevel?: string;
   startTimeoutMs?: number;
 }
@@ -80,6 +82,7 @@ export async function startLocalCluster(
     '--log-level',
     options.logLevel ?? 'info',
     ...(options.apiArgs === undefined ? [] : ['--api-args', options.apiArgs.join(' ')]),
+    ...(options.workerArgs === undefined ? [] : ['--worker-args', options.workerArgs.join(' ')]),
   ];
   const child = spawn(process.execPath, args, {
     cwd: repoRoot,

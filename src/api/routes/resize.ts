@@ -72,7 +72,11 @@ export function registerResizeRoutes(app: FastifyInstance, deps: ApiDependencies
       });
       return {
         status: 200,
-        headers: resultHeaders(result, config.cacheControl, options.variesOnAccept),
+        headers: {
+          ...resultHeaders(result, config.cacheControl, options.variesOnAccept),
+          // The usage record's id: lets a customer match an invoice line to a response.
+          'x-pixelfleet-job-id': id,
+        },
         body: result.output,
         store: true,
       };

@@ -27,11 +27,10 @@
 import { randomUUID } from 'node:crypto';
 import { RESP_TYPES } from 'redis';
 import { PixelfleetError } from '../../errors/index.ts';
-import {
-  type RedisCommander,
-  RedisScript,
-  redisUnavailable,
-} from '../../resilience/ratelimit/redis/index.ts';
+// The files, not the folder's index: that index also exports the adapters factory, which imports
+// this file.
+import { type RedisCommander, redisUnavailable } from '../../resilience/ratelimit/redis/redis-connection.ts';
+import { RedisScript } from '../../resilience/ratelimit/redis/redis-script.ts';
 import { assertIdempotencyKey } from './key.ts';
 import { entryOverheadBytes } from './sqlite-store.ts';
 import type { BeginResult, IdempotencyStore, StoredResponse, SweepResult } from './types.ts';

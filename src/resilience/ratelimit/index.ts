@@ -1,6 +1,6 @@
 /**
  * Rate limiting for the api: five algorithms as pure cores behind one `RateLimiter` interface,
- * a store abstraction (in-memory now, Redis-ready), the IETF RateLimit header fields, and two
+ * a store abstraction (in memory, or on Redis shared by every api server with a local fallback), the IETF RateLimit header fields, and two
  * composition helpers (progressive lockout, per-key concurrency).
  *
  * Choosing an algorithm (all per key, all with an injected clock):
@@ -32,13 +32,23 @@ export {
 } from './progressive-lockout.ts';
 export { rateLimitedError } from './rate-limited-error.ts';
 export {
+  createLimiterStoreMetrics,
+  FallbackLimiterStore,
+  type FallbackLimiterStoreOptions,
+  type LimiterBackend,
+  type LimiterStoreMetrics,
+  localShareOf,
+  openRedisAdapters,
   openRedisConnection,
+  type RedisAdapters,
+  type RedisAdaptersOptions,
   type RedisCommander,
   type RedisConnection,
   type RedisConnectionOptions,
   RedisLimiterStore,
   type RedisLimiterStoreOptions,
   redisLimiterAlgorithms,
+  type SharedLimiterStore,
 } from './redis/index.ts';
 export {
   SlidingWindowCounter,

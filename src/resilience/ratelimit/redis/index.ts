@@ -4,6 +4,7 @@
  * from this server's share of each limit while Redis is unreachable), and the connection they use.
  */
 
+export { openRedisAdapters, type RedisAdapters, type RedisAdaptersOptions } from './adapters.ts';
 export {
   FallbackLimiterStore,
   type FallbackLimiterStoreOptions,

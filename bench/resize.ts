@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { issueTestKey, testAdminToken } from '../test/service/harness.ts';
+import { closedLoop as load } from './closed-loop.ts';
 import { openLoop } from './open-loop.ts';
 
 const { values } = parseArgs({
@@ -36,57 +36,6 @@ const files = readdirSync(corpus)
   .sort();
 const bodies = files.map((name) => readFileSync(join(corpus, name)));
 const meanBytes = bodies.reduce((sum, body) => sum + body.length, 0) / bodies.length;
-
-interface LoadResult {
-  perSecond: number;
-  p50: number;
-  p99: number;
-  p999: number;
-  errorRate: number;
-  requests: number;
-}
-
-async function load(options: {
-  url: string;
-  connections: number;
-  durationS: number;
-  overallRate?: number;
-  amount?: number;
-  request: (index: number) => { method: 'GET' | 'POST'; path: string; body?: Buffer };
-  headers?: Record<string, string>;
-}): Promise<LoadResult> {
-  let counter = 0;
-  const result = await autocannon({
-    url: options.url,
-    connections: options.connections,
-    ...(options.amount ? { amount: options.amount } : { duration: options.durationS }),
-    ...(options.overallRate ? { overallRate: options.overallRate } : {}),
-    timeout: 30,
-    requests: [
-      {
-        setupRequest: (request) => {
-          const next = options.request(counter++);
-          return {
-            ...request,
-            method: next.method,
-            path: next.path,
-            body: next.body,
-            headers: { 'content-type': 'image/jpeg', ...options.headers },
-          };
-        },
-      },
-    ],
-  });
-  const total = result['2xx'] + result.non2xx + result.errors + result.timeouts;
-  return {
-    perSecond: result['2xx'] / result.duration,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    p999: result.latency.p99_9,
-    errorRate: total === 0 ? 0 : (total - result['2xx']) / total,
-    requests: total,
-  };
-}
 
 async function rawLimit(): Promise<{ perSecond: number; cpuMsPerConversion: number }> {
   const paths = files.map((name) => join(corpus, name));

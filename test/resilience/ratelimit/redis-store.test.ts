@@ -158,3 +158,21 @@ test('redis store - an algorithm without a script is refused with PF_ERR_CONFIG 
   );
   assert.throws(() => new RedisLimiterStore({ redis: connection.commander, prefix: '' }), RangeError);
 });
+
+test('redis store - decisions issued in the same tick share one socket write (automatic pipelining)', async () => {
+  const store = new RedisLimiterStore({ redis: connection.commander, prefix: freshPrefix() });
+  const limiter = createAsyncRateLimiter(new TokenBucket({ capacity: 1000, refillPerSecond: 1 }), store);
+  await limiter.take('warm-up');
+  const readsProcessed = async () => {
+    const info = String(await connection.commander.sendCommand(['INFO', 'stats']));
+    return Number(/total_reads_processed:(\d+)/.exec(info)?.[1]);
+  };
+  const before = await readsProcessed();
+  const decisions = await Promise.all(
+    Array.from({ length: 200 }, (_, index) => limiter.take(`key-${index % 7}`)),
+  );
+  const reads = (await readsProcessed()) - before - 1;
+  assert.equal(decisions.length, 200);
+  // One write of 200 EVALSHAs arrives in a few reads (socket buffer sizes), not 200.
+  assert.ok(reads <= 10, `${reads} server reads for 200 decisions`);
+});

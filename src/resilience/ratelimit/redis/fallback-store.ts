@@ -184,21 +184,27 @@ export class FallbackLimiterStore implements LimiterStore {
   }
 
   #withTimeout<T>(call: Promise<T>): Promise<T> {
-    // A call abandoned at the timeout still settles later; nobody is left to hear it.
-    call.catch(() => {});
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new SharedStoreTimeout(
-              'PF_ERR_REDIS_UNAVAILABLE',
-              `the shared rate limit store did not answer within ${this.timeoutMs} ms`,
-            ),
+    // One promise and one timer per call, no Promise.race: this sits on every decision's path.
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new SharedStoreTimeout(
+            'PF_ERR_REDIS_UNAVAILABLE',
+            `the shared rate limit store did not answer within ${this.timeoutMs} ms`,
           ),
-        this.timeoutMs,
+        );
+      }, this.timeoutMs);
+      // A call abandoned at the timeout still settles later; settling twice is a no-op.
+      call.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
       );
     });
-    return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
   }
 }

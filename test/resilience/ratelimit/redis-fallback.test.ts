@@ -184,3 +184,37 @@ test('fallback - local shares divide each quota by the server count, which may c
   assert.throws(() => new FallbackLimiterStore({ shared: store, shareCount: 0 }), RangeError);
   assert.throws(() => new FallbackLimiterStore({ shared: store, shareCount: 2, timeoutMs: 0 }), RangeError);
 });
+
+test('fallback - openRedisAdapters starts without Redis: limits decide locally, idempotency answers 503', async () => {
+  const errors: unknown[] = [];
+  const adapters = await openRedisAdapters({
+    url: 'redis://pixelfleet:secret@127.0.0.1:1',
+    shareCount: 2,
+    readyTimeoutMs: 300,
+    connection: { connectTimeoutMs: 200 },
+    idempotency: { sweepIntervalMs: 0 },
+    onError: (error) => errors.push(error),
+  });
+  try {
+    const notice = errors.find((error) => error instanceof Error && /did not answer/.test(error.message));
+    assert.ok(notice instanceof Error, 'start-up says Redis was not reachable');
+    assert.doesNotMatch(notice.message, /secret/, 'the password is not logged');
+    const limiter = createAsyncRateLimiter(
+      new FixedWindow({ limit: 4, windowMs: 60_000 }),
+      adapters.limiterStore,
+    );
+    const decisions = await Promise.all(Array.from({ length: 4 }, () => limiter.take('tenant')));
+    assert.deepEqual(
+      decisions.map((decision) => decision.allowed),
+      [true, true, false, false],
+      'half of 4 for each of 2 servers',
+    );
+    assert.equal(adapters.limiterStore.lastBackend, 'local');
+    await assert.rejects(adapters.idempotencyStore.begin('acct', 'key', 'fp', Date.now()), (error) =>
+      isPixelfleetError(error, 'PF_ERR_REDIS_UNAVAILABLE'),
+    );
+  } finally {
+    await adapters.close();
+    await adapters.close();
+  }
+});

@@ -49,7 +49,10 @@ export interface FallbackLimiterStoreOptions {
   timeoutMs?: number;
   /** The breaker in front of the shared store. Default: Hystrix (20 calls / 50 % / 10 s / 5 s open). */
   breaker?: CircuitBreakerOptions;
-  /** Holds the local shares' state. Default: a new `MemoryLimiterStore`. */
+  /**
+   * Holds the local shares' state; this store owns it and clears it whenever the breaker closes,
+   * so do not share it with other limiters. Default: a new `MemoryLimiterStore`.
+   */
   local?: MemoryLimiterStore;
   /** Where the metrics live. Default: a registry of its own (see `metrics`). */
   registry?: Registry;

@@ -29,6 +29,8 @@ export function isTransient(error: unknown): boolean {
     case 'ConnectionError':
     case 'JetStreamError':
     case 'JetStreamStatusError':
+    // What nats.js makes of a 503 from a server whose JetStream lost its meta leader.
+    case 'JetStreamNotEnabled':
       return true;
     default:
       // nats.js wraps some 503s and "no responders" in plain errors with these messages.

@@ -93,11 +93,19 @@ export async function startLocalRegion(options: LocalRegionOptions): Promise<Loc
   const clusterSecret = randomBytes(32).toString('base64url');
   const logLevel = options.logLevel ?? 'info';
 
-  // queue: raft + client + internal each; identity: internal + admin; gateway: control;
-  // api: public + internal each; worker: internal each.
-  const ports = await freePorts(queueNodes * 3 + 2 + 1 + apiServers * 2 + workers, host);
-  const take = () => ports.shift()!;
-  const gatewayPort = options.httpPort === undefined || options.httpPort === 0 ? take() : options.httpPort;
+  // queue: raft + client + internal each; identity: internal + admin; gateway: control, and its
+  // public port unless one was given; api: public + internal each; worker: internal each.
+  const anyGatewayPort = options.httpPort === undefined || options.httpPort === 0;
+  const ports = await freePorts(
+    queueNodes * 3 + 2 + 1 + (anyGatewayPort ? 1 : 0) + apiServers * 2 + workers,
+    host,
+  );
+  const take = () => {
+    const port = ports.shift();
+    if (port === undefined) throw new Error('bug: fewer ports reserved than the region uses');
+    return port;
+  };
+  const gatewayPort = anyGatewayPort ? take() : (options.httpPort as number);
   const queue = Array.from({ length: queueNodes }, (_, index) => ({
     id: `q${index + 1}`,
     raft: take(),

@@ -71,10 +71,12 @@ test('cluster - end to end through the gateway: sync, async via another api serv
   }
 
   // Usage: the identity role adds up what each api server metered.
-  const usage = (await cluster.admin(`/admin/accounts/${accountId}/usage?granularity=month`)) as {
-    totals: { conversions: number };
+  const { usage } = (await cluster.admin(`/admin/accounts/${accountId}/usage?granularity=month`)) as {
+    usage: { totals: { conversions: number }; servers: number; unreachable: string[] };
   };
   assert.ok(usage.totals.conversions >= 3, JSON.stringify(usage));
+  assert.equal(usage.servers, 2);
+  assert.deepEqual(usage.unreachable, []);
 
   await cluster.admin(`/admin/keys/${keyId}/revoke`, { reason: 'test' });
   const revokedAt = performance.now();

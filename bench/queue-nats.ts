@@ -24,6 +24,8 @@ import {
   StorageType,
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { openNatsQueue } from '../src/queue/nats/index.ts';
+import { createLedger, drainAndCheck, runEnqueueLoad } from '../test/queue/fixtures/raft-load.ts';
 import { type NatsCluster, startNatsCluster } from '../test/support/nats-cluster.ts';
 import { median, percentile } from '../test/support/stats.ts';
 import { sleep, waitFor } from '../test/support/wait-for.ts';
@@ -274,10 +276,14 @@ async function streamLeader(manager: JetStreamManager): Promise<string> {
 }
 
 /** A leader, and both followers current (caught up) and online. */
-async function waitForHealthyStream(manager: JetStreamManager, timeoutMs: number): Promise<void> {
+async function waitForHealthyStream(
+  manager: JetStreamManager,
+  timeoutMs: number,
+  stream = streamName,
+): Promise<void> {
   await waitFor(
     async () => {
-      const info = await manager.streams.info(streamName);
+      const info = await manager.streams.info(stream);
       const cluster = info.cluster;
       const replicas = cluster?.replicas ?? [];
       return (
@@ -436,6 +442,103 @@ export async function benchNatsQueue(options: NatsQueueBenchOptions = {}): Promi
   } finally {
     await connection.close().catch(() => {});
     if (ownCluster) await cluster.stop();
+  }
+}
+
+export interface NatsAdapterFailoverResult {
+  runs: Array<{ killedLeader: string; resumeMs: number | null }>;
+  medianMs: number | null;
+  maxMs: number | null;
+  integrity: {
+    acknowledged: number;
+    consumed: number;
+    lost: number;
+    deliveredTwice: number;
+    unacknowledged: number;
+  };
+}
+
+/**
+ * The failover gap as a Pixelfleet client sees it: enqueues through `NatsJobQueue` (16 in flight,
+ * each a record read, a publish with the job id as msg id, a record write and a totals event),
+ * kill -9 of the jobs stream's leader, time until an enqueue started after the kill is
+ * acknowledged. Then every acknowledged job is claimed and acked through the adapter.
+ */
+export async function benchNatsAdapterFailover(
+  cluster: NatsCluster,
+  options: { runs?: number; log?: (line: string) => void } = {},
+): Promise<NatsAdapterFailoverResult> {
+  const log = options.log ?? (() => {});
+  const queue = await openNatsQueue({
+    servers: cluster.urls,
+    stream: 'PIXELFLEET_ADAPTER_BENCH',
+    subjectPrefix: 'pixelfleet-bench-adapter',
+    attemptTimeoutMs: 1_000,
+    ackWaitMs: 5_000,
+  });
+  const connection = await connect({ servers: cluster.urls, maxReconnectAttempts: -1 });
+  try {
+    const manager = await jetstreamManager(connection, { timeout: 2000 });
+    const stream = queue.resources.jobsStream;
+    const ledger = createLedger();
+    const runs: NatsAdapterFailoverResult['runs'] = [];
+    for (let run = 0; run < (options.runs ?? 5); run += 1) {
+      const leader = await waitFor(async () => (await manager.streams.info(stream)).cluster?.leader ?? '', {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+      });
+      const server = cluster.servers.find((candidate) => candidate.name === leader);
+      if (server === undefined)
+        throw new Error(`stream leader ${leader} is not one of this cluster's servers`);
+      let stop = false;
+      let killedAt = Number.POSITIVE_INFINITY;
+      let resumedAt: number | null = null;
+      const load = runEnqueueLoad(queue, ledger, {
+        inFlight: 16,
+        prefix: `adapter${run}`,
+        shouldStop: () => stop,
+        observe(startedAt, finishedAt, ok) {
+          if (ok && startedAt >= killedAt && resumedAt === null) resumedAt = finishedAt;
+        },
+      });
+      await sleep(1000);
+      killedAt = performance.now();
+      await server.kill('SIGKILL');
+      const deadline = killedAt + 45_000;
+      while (resumedAt === null && performance.now() < deadline) await sleep(20);
+      await sleep(500);
+      stop = true;
+      await load;
+      const resumeMs = resumedAt === null ? null : (resumedAt as number) - killedAt;
+      log(
+        `  adapter failover: killed ${leader}, resumed after ${resumeMs === null ? 'never' : `${(resumeMs / 1000).toFixed(2)} s`}`,
+      );
+      runs.push({ killedLeader: leader, resumeMs });
+      await server.restart().catch((error: Error) => {
+        // nats-server 2.9's /healthz stays "not current" for idle per-account consumers after a
+        // restart; the process runs, and what the next run needs is the jobs stream healthy.
+        if (!server.running) throw error;
+        log(`  note: ${server.name} restarted but /healthz is not ok yet (idle consumers catching up)`);
+      });
+      await waitForHealthyStream(manager, 60_000, stream);
+    }
+    const drained = await drainAndCheck(queue, ledger, { timeoutMs: 120_000 });
+    const resumes = runs.flatMap((run) => (run.resumeMs === null ? [] : [run.resumeMs]));
+    return {
+      runs,
+      medianMs: median(resumes),
+      maxMs: resumes.length === 0 ? null : Math.max(...resumes),
+      integrity: {
+        acknowledged: ledger.acknowledged.size,
+        consumed: drained.consumed,
+        lost: drained.lost,
+        deliveredTwice: drained.duplicated,
+        unacknowledged: ledger.unacknowledged.size,
+      },
+    };
+  } finally {
+    await queue.destroy().catch(() => queue.close());
+    await connection.close().catch(() => {});
   }
 }
 

@@ -27,9 +27,15 @@ import {
   runEnqueueLoad,
 } from '../test/queue/fixtures/raft-load.ts';
 import { type ProcessCluster, startProcessCluster } from '../test/queue/fixtures/raft-process-cluster.ts';
+import { startNatsCluster } from '../test/support/nats-cluster.ts';
 import { median, percentile } from '../test/support/stats.ts';
 import { sleep, waitFor } from '../test/support/wait-for.ts';
-import { benchNatsQueue, type NatsQueueBenchResult } from './queue-nats.ts';
+import {
+  benchNatsAdapterFailover,
+  benchNatsQueue,
+  type NatsAdapterFailoverResult,
+  type NatsQueueBenchResult,
+} from './queue-nats.ts';
 
 const { values } = parseArgs({
   options: {
@@ -307,6 +313,7 @@ async function benchSingleNode(): Promise<SingleNodeFigures[]> {
 function formatReport(
   raft: RaftBenchResult,
   nats: NatsQueueBenchResult | undefined,
+  adapter: NatsAdapterFailoverResult | undefined,
   single: SingleNodeFigures[],
 ): string {
   const seconds = (ms: number | null | undefined) =>
@@ -341,6 +348,13 @@ function formatReport(
     '  each run',
     raft.failover.runs.map((run) => seconds(run.resumeMs)).join(', '),
     nats ? nats.failover.runs.map((run) => seconds(run.resumeMs)).join(', ') : 'n/a',
+  ]);
+  rows.push([
+    'failover as a Pixelfleet client sees it (RaftQueueClient / NatsJobQueue): median / max',
+    `${seconds(raft.failover.medianMs)} / ${seconds(raft.failover.maxMs)}`,
+    adapter
+      ? `${seconds(adapter.medianMs)} / ${seconds(adapter.maxMs)} (${adapter.runs.map((run) => seconds(run.resumeMs)).join(', ')}); lost ${adapter.integrity.lost} of ${adapter.integrity.acknowledged}, delivered twice ${adapter.integrity.deliveredTwice}`
+      : 'n/a',
   ]);
   rows.push([
     'acknowledged enqueues checked',
@@ -387,9 +401,17 @@ const benchStartedAt = performance.now();
 log('== Raft queue, 3 processes ==');
 const raft = await benchRaftQueue();
 let nats: NatsQueueBenchResult | undefined;
+let adapter: NatsAdapterFailoverResult | undefined;
 if (!values['skip-nats']) {
   log('== NATS JetStream, 3 servers ==');
-  nats = await benchNatsQueue({ log, publishSeconds, failoverRuns });
+  const natsCluster = await startNatsCluster({ nodes: 3, jetstream: true });
+  try {
+    nats = await benchNatsQueue({ cluster: natsCluster, log, publishSeconds, failoverRuns });
+    log('== NATS JetStream through the Pixelfleet adapter (NatsJobQueue) ==');
+    adapter = await benchNatsAdapterFailover(natsCluster, { runs: failoverRuns, log });
+  } finally {
+    await natsCluster.stop();
+  }
 }
 let single: SingleNodeFigures[] = [];
 if (!values['skip-single']) {
@@ -397,4 +419,8 @@ if (!values['skip-single']) {
   single = await benchSingleNode();
 }
 log(`total ${((performance.now() - benchStartedAt) / 1000).toFixed(1)} s`);
-console.log(values.json ? JSON.stringify({ raft, nats, single }, null, 2) : formatReport(raft, nats, single));
+console.log(
+  values.json
+    ? JSON.stringify({ raft, nats, adapter, single }, null, 2)
+    : formatReport(raft, nats, adapter, single),
+);

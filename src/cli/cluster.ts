@@ -24,7 +24,7 @@ Options:
   --strategy <name>          round-robin | weighted-round-robin | least-connections |
                              least-time | consistent-hash (default least-time)
   --api-args <args>          extra settings for every api server, space-separated
-  --worker-args <args>       extra settings for every worker, space-separated (e.g. '--job-timeout 2s')
+  --worker-args <args>       extra settings for every worker, space-separated (e.g. --worker-args='--job-timeout 2s')
   --log-level <level>        log level of every process (default info); logs go to
                              <dir>/cluster/<name>/node.log
   -h, --help                 this text`;

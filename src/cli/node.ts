@@ -42,6 +42,13 @@ export async function runNodeCommand(argv: string[], env: NodeJS.ProcessEnv): Pr
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // Under a supervisor (`pixelfleet cluster`): say we started over the IPC channel, whatever
+    // the log level, and stop when the supervisor goes away so no member outlives it.
+    if (process.send !== undefined) {
+      process.send({ type: 'pixelfleet-node-started', pid: process.pid, urls: node.urls });
+      process.channel?.unref();
+      process.once('disconnect', () => onSignal('SIGTERM'));
+    }
     node.failed.then(async () => {
       await node.close().catch(() => {});
       await finish(1);

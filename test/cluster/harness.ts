@@ -81,8 +81,9 @@ export async function startLocalCluster(
     options.strategy ?? 'round-robin',
     '--log-level',
     options.logLevel ?? 'info',
-    ...(options.apiArgs === undefined ? [] : ['--api-args', options.apiArgs.join(' ')]),
-    ...(options.workerArgs === undefined ? [] : ['--worker-args', options.workerArgs.join(' ')]),
+    // `--name=value`: parseArgs refuses a separate value that starts with a dash.
+    ...(options.apiArgs === undefined ? [] : [`--api-args=${options.apiArgs.join(' ')}`]),
+    ...(options.workerArgs === undefined ? [] : [`--worker-args=${options.workerArgs.join(' ')}`]),
   ];
   const child = spawn(process.execPath, args, {
     cwd: repoRoot,

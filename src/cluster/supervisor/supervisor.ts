@@ -7,7 +7,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Logger } from '../../observability/index.ts';
 import { RestartPolicy } from './restart-policy.ts';
 
@@ -57,7 +56,7 @@ export class Supervisor {
     this.#options = options;
   }
 
-  /** Starts a member and resolves once it logged `pixelfleet node started`. */
+  /** Starts a member and resolves once it says it started (a message on its IPC channel). */
   async start(spec: ProcessSpec): Promise<StartedProcess> {
     if (this.#members.has(spec.name)) throw new RangeError(`a process named ${spec.name} already runs`);
     const member: Member = {
@@ -135,7 +134,8 @@ export class Supervisor {
     const log = createWriteStream(spec.logFile, { flags: 'a' });
     const child = spawn(this.#options.nodeBinary, spec.args, {
       env: spec.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // The IPC channel carries the member's "started" message (see src/cli/node.ts).
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     member.child = child;
     member.startedAt = Date.now();
@@ -156,16 +156,11 @@ export class Supervisor {
           ),
         );
       }, this.#options.startTimeoutMs ?? 60_000);
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        if (!line.includes('pixelfleet node started')) return;
-        try {
-          const entry = JSON.parse(line) as { urls?: Record<string, string> };
-          clearTimeout(timer);
-          logger.info({ process: spec.name, pid: child.pid }, 'process started');
-          resolve({ pid: child.pid!, urls: entry.urls ?? {} });
-        } catch {
-          // Not our JSON line.
-        }
+      child.on('message', (message: { type?: string; urls?: Record<string, string> }) => {
+        if (message?.type !== 'pixelfleet-node-started') return;
+        clearTimeout(timer);
+        logger.info({ process: spec.name, pid: child.pid }, 'process started');
+        resolve({ pid: child.pid!, urls: message.urls ?? {} });
       });
       member.exited.then(() => {
         clearTimeout(timer);

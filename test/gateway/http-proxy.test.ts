@@ -247,3 +247,38 @@ test('gateway http - control listener serves /healthz, /readyz, /status and /met
     );
   });
 });
+
+test('gateway http - one JSON access-log line per request, without the API key or query string', async () => {
+  resetHits();
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino(
+    { level: 'info' },
+    {
+      write(line: string) {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      },
+    },
+  );
+  await withGateway({ strategy: 'round-robin', logger }, async (gateway) => {
+    await get(`${gateway.url}/v1/resize?token=hidden`, { authorization: 'Bearer pk_never_logged' });
+    await waitForLine(lines);
+  });
+  const access = lines.filter((line) => line.msg === 'gateway request');
+  assert.equal(access.length, 1);
+  const entry = access[0]!;
+  assert.equal(entry.method, 'GET');
+  assert.equal(entry.path, '/v1/resize');
+  assert.equal(entry.status, 200);
+  assert.equal(entry.attempts, 1);
+  assert.match(String(entry.upstream), /^api-\d$/);
+  assert.match(String(entry.requestId), /^[0-9a-f-]{36}$/);
+  assert.match(String(entry.traceId), /^[0-9a-f]{32}$/);
+  assert.ok(typeof entry.durationMs === 'number' && typeof entry.bytesOut === 'number');
+  const all = JSON.stringify(lines);
+  assert.ok(!all.includes('pk_never_logged') && !all.includes('hidden'));
+});
+
+async function waitForLine(lines: unknown[]): Promise<void> {
+  for (let i = 0; i < 100 && lines.length === 0; i += 1)
+    await new Promise((resolve) => setTimeout(resolve, 10));
+}

@@ -132,9 +132,9 @@ export interface FaultReport {
   requests: number;
   /** Share of all requests answered successfully. */
   yield: number;
-  /** Yield of the requests started between the fault and recovery (1 when nothing failed). */
+  /** Yield of the requests started in the fault window. */
   yieldDuringFault: number;
-  /** p99 latency of requests started from the fault to recovery plus one second. */
+  /** p99 latency of the successful requests started in the fault window. */
   p99DuringFaultMs: number;
   /** p99 latency of the requests started before the fault. */
   p99BeforeFaultMs: number;
@@ -143,15 +143,24 @@ export interface FaultReport {
   failures: Record<string, number>;
 }
 
-export function faultReport(samples: readonly LoadSample[], faultAtMs: number): FaultReport {
+/**
+ * The fault window runs from the fault to `windowEndMs` (default: recovery plus one second, or
+ * one second after the fault when nothing failed). A fault that only slows requests down (a
+ * paused process, a redelivery after a lease) fails nothing: give it a window long enough to
+ * see the slow ones.
+ */
+export function faultReport(
+  samples: readonly LoadSample[],
+  faultAtMs: number,
+  windowEndMs?: number,
+): FaultReport {
   const failed = samples.filter((sample) => !sample.ok);
   const lastFailure = failed.filter((sample) => sample.startedAt >= faultAtMs).at(-1);
   const recoveredAt = lastFailure
     ? (samples.find((sample) => sample.startedAt > lastFailure.startedAt)?.startedAt ?? lastFailure.startedAt)
     : faultAtMs;
-  const during = samples.filter(
-    (sample) => sample.startedAt >= faultAtMs && sample.startedAt <= Math.max(recoveredAt, faultAtMs) + 1000,
-  );
+  const end = windowEndMs ?? Math.max(recoveredAt, faultAtMs) + 1000;
+  const during = samples.filter((sample) => sample.startedAt >= faultAtMs && sample.startedAt <= end);
   const before = samples.filter((sample) => sample.startedAt < faultAtMs);
   const failures: Record<string, number> = {};
   for (const sample of failed) {

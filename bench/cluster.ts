@@ -1,0 +1,154 @@
+/**
+ * `npm run bench:cluster`: the price of distribution, measured in ONE run on this machine.
+ *  1. the embedded service (`pixelfleet start`, every role in one process) at saturation;
+ *  2. the local cluster (`pixelfleet cluster`: 1 gateway, 3 api servers, 3 Raft queue nodes,
+ *     one worker per core, identity) at saturation through the gateway — target ≥ 75 % of (1);
+ *  3. the gateway's added latency: the same requests at a low steady rate, open loop, sent
+ *     through the gateway and straight to one api server — a cheap request (the job status of
+ *     an unknown job: authentication and routing only) and a resize.
+ * Saturation is closed loop (autocannon, 4 connections per core); the corpus JPEGs are resized
+ * to 320 px wide JPEG q80, as in `npm run bench`. Options: --duration S (default 15), --json.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startLocalCluster } from '../test/cluster/harness.ts';
+import { startProcess } from '../test/service/harness.ts';
+import { tempDir } from '../test/support/index.ts';
+import { closedLoop, type LoadResult } from './closed-loop.ts';
+import { type OpenLoopResult, openLoop } from './open-loop.ts';
+
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '15' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const durationS = Number(values.duration);
+const cores = availableParallelism();
+const repo = fileURLToPath(new URL('../', import.meta.url));
+const corpus = join(repo, '..', 'shared', 'corpus', 'jpeg');
+const bodies = readdirSync(corpus)
+  .filter((name) => name.endsWith('.jpg'))
+  .sort()
+  .map((name) => readFileSync(join(corpus, name)));
+const resize = (index: number) => ({
+  method: 'POST' as const,
+  path: '/v1/resize?width=320&format=jpeg&quality=80',
+  body: bodies[index % bodies.length]!,
+});
+
+/** Runs the after-hooks a test context would, for the harnesses. */
+class Owner {
+  readonly #hooks: (() => unknown)[] = [];
+  after(hook: () => unknown): void {
+    this.#hooks.push(hook);
+  }
+  async close(): Promise<void> {
+    for (const hook of this.#hooks.reverse()) await hook();
+  }
+}
+
+async function saturate(url: string, auth: Record<string, string>): Promise<LoadResult> {
+  await closedLoop({ headers: auth, url, connections: cores * 2, durationS: 3, request: resize });
+  return closedLoop({ headers: auth, url, connections: cores * 4, durationS, request: resize });
+}
+
+async function embedded(): Promise<LoadResult> {
+  const data = await tempDir();
+  const service = await startProcess(['--data-dir', data.path, '--workers', String(cores)]);
+  try {
+    return await saturate(service.url, { authorization: `Bearer ${service.apiKey}` });
+  } finally {
+    service.kill('SIGTERM');
+    await service.exited;
+    data.remove();
+  }
+}
+
+interface ClusterFigures {
+  saturated: LoadResult;
+  cheap: { gateway: OpenLoopResult; direct: OpenLoopResult };
+  resize: { gateway: OpenLoopResult; direct: OpenLoopResult };
+}
+
+async function cluster(): Promise<ClusterFigures> {
+  const owner = new Owner();
+  try {
+    const region = await startLocalCluster(owner, { apiServers: 3, workers: cores, logLevel: 'warn' });
+    const { apiKey } = await region.issueKey();
+    const auth = { authorization: `Bearer ${apiKey}` };
+    // Until every api server has announced itself to the gateway.
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const status = (await (await fetch(`${region.gatewayControlUrl}/status`)).json()) as {
+        upstreams?: unknown[];
+      };
+      if ((status.upstreams?.length ?? 0) >= 3) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const saturated = await saturate(region.gatewayUrl, auth);
+    const cheapRequest = () => ({
+      method: 'GET' as const,
+      path: '/v1/jobs/00000000-0000-4000-8000-000000000000',
+      headers: auth,
+    });
+    const resizeRequest = (index: number) => ({
+      ...resize(index),
+      headers: { ...auth, 'content-type': 'image/jpeg' },
+    });
+    const lowRate = { durationS: Math.max(5, Math.round(durationS / 2)) };
+    const direct = region.apiUrls[0]!;
+    return {
+      saturated,
+      cheap: {
+        gateway: await openLoop({ url: region.gatewayUrl, rate: 100, ...lowRate, request: cheapRequest }),
+        direct: await openLoop({ url: direct, rate: 100, ...lowRate, request: cheapRequest }),
+      },
+      resize: {
+        gateway: await openLoop({ url: region.gatewayUrl, rate: 5, ...lowRate, request: resizeRequest }),
+        direct: await openLoop({ url: direct, rate: 5, ...lowRate, request: resizeRequest }),
+      },
+    };
+  } finally {
+    await owner.close();
+  }
+}
+
+const fmt = (value: number, digits = 1) => value.toFixed(digits);
+
+async function main(): Promise<void> {
+  console.log(`${bodies.length} corpus JPEGs; ${cores} cores; ${durationS} s per saturation phase`);
+  const ours = await embedded();
+  console.log(`embedded: ${fmt(ours.perSecond)} conversions/s`);
+  const distributed = await cluster();
+  const ratio = distributed.saturated.perSecond / ours.perSecond;
+  const row = (name: string, result: LoadResult) =>
+    `| ${name} | ${fmt(result.perSecond)} | ${fmt(result.perSecond / cores)} | ${result.p50} | ${result.p99} | ${fmt(result.errorRate * 100, 2)} % |`;
+  const latencyRow = (name: string, result: OpenLoopResult) =>
+    `| ${name} | ${result.p50} | ${result.p99} | ${fmt(result.errorRate * 100, 2)} % |`;
+  const lines = [
+    '',
+    '| saturated (closed loop) | conv/s | conv/s per core | p50 ms | p99 ms | errors |',
+    '|---|---|---|---|---|---|',
+    row('embedded (`pixelfleet start`)', ours),
+    row('local cluster through the gateway', distributed.saturated),
+    '',
+    `cluster / embedded: ${fmt(ratio * 100)} % (target ≥ 75 %)`,
+    '',
+    '| low steady rate (open loop) | p50 ms | p99 ms | errors |',
+    '|---|---|---|---|',
+    latencyRow('status of an unknown job, 100/s, through the gateway', distributed.cheap.gateway),
+    latencyRow('status of an unknown job, 100/s, straight to an api server', distributed.cheap.direct),
+    latencyRow('resize, 5/s, through the gateway', distributed.resize.gateway),
+    latencyRow('resize, 5/s, straight to an api server', distributed.resize.direct),
+    '',
+    `gateway's added latency, p50: ${distributed.cheap.gateway.p50 - distributed.cheap.direct.p50} ms (cheap request), ` +
+      `${distributed.resize.gateway.p50 - distributed.resize.direct.p50} ms (resize)`,
+  ];
+  console.log(lines.join('\n'));
+  if (values.json) console.log(JSON.stringify({ embedded: ours, cluster: distributed, ratio }, null, 2));
+}
+
+await main();

@@ -5,14 +5,21 @@
  * by its tier (or per client IP for anonymous traffic), and — for conversions only — the per-key
  * concurrency limit and the monthly quota. Every decision becomes IETF RateLimit headers, on
  * success as on refusal, so a client can pace itself before it is refused.
+ *
+ * The buckets live in this process (synchronous, no promise per decision) unless a shared
+ * `limiterStore` is given (Redis in a cluster): then the global and per-tier buckets are one
+ * per cluster, both decided in one concurrent round trip, and the global rate is the cluster's.
  */
 import { PixelfleetError } from '../errors/index.ts';
 import type { Principal, RequestAuthenticator, Tier } from '../identity/index.ts';
 import {
+  type AsyncRateLimiter,
   ConcurrencyLimiter,
+  createAsyncRateLimiter,
   createRateLimiter,
   type Decision,
   formatRateLimitHeaders,
+  type LimiterStore,
   MemoryLimiterStore,
   type RateLimiter,
   rateLimitedError,
@@ -22,9 +29,17 @@ import { withResponseHeaders } from './problem.ts';
 
 export interface TenancyOptions {
   authenticate: RequestAuthenticator;
-  /** Requests per second this server admits from everyone together, and the burst above it. */
+  /**
+   * Requests per second admitted from everyone together, and the burst above it: this server's
+   * when the buckets are local, the cluster's when they live in a shared `limiterStore`.
+   */
   globalRatePerSecond: number;
   globalBurst: number;
+  /**
+   * A store shared by every api server (Redis behind its fallback): the global and per-tier
+   * buckets are decided there. Default: in-process buckets, decided synchronously.
+   */
+  limiterStore?: LimiterStore;
   /** Conversions the account used this calendar month (UTC); must be cheap (cached). */
   conversionsThisMonth(accountId: string, nowMs: number): Promise<number>;
   clock?: () => number;
@@ -43,6 +58,9 @@ export class TenancyGuard {
   readonly #global: RateLimiter;
   /** One limiter per tier setting; tiers are editable, so the key includes the numbers. */
   readonly #tierLimiters = new Map<string, RateLimiter>();
+  readonly #shared:
+    | { store: LimiterStore; global: AsyncRateLimiter; tiers: Map<string, AsyncRateLimiter> }
+    | undefined;
   readonly #concurrency = new ConcurrencyLimiter({ maxConcurrent: 1_000_000, policy: 'concurrency' });
 
   constructor(options: TenancyOptions) {
@@ -52,21 +70,36 @@ export class TenancyGuard {
     this.#options = options;
     this.#clock = options.clock ?? Date.now;
     this.#store = new MemoryLimiterStore({ clock: { now: this.#clock } });
-    this.#global = createRateLimiter(
-      new TokenBucket({
-        capacity: options.globalBurst,
-        refillPerSecond: options.globalRatePerSecond,
-        policy: 'global',
-      }),
-      { store: this.#store },
-    );
+    const globalBucket = new TokenBucket({
+      capacity: options.globalBurst,
+      refillPerSecond: options.globalRatePerSecond,
+      policy: 'global',
+    });
+    this.#global = createRateLimiter(globalBucket, { store: this.#store });
+    this.#shared =
+      options.limiterStore === undefined
+        ? undefined
+        : {
+            store: options.limiterStore,
+            global: createAsyncRateLimiter(globalBucket, options.limiterStore),
+            tiers: new Map(),
+          };
   }
 
   /** Authenticates and charges the request buckets; throws 401/403/429 problems. */
   async admit(presentedKey: string | undefined, clientAddress: string): Promise<Admitted> {
     const principal = await this.#options.authenticate(presentedKey, clientAddress);
-    const global = this.#global.take('server');
-    const perClient = this.#tierLimiter(principal.tier).take(this.#clientKey(principal, clientAddress));
+    let global: Decision;
+    let perClient: Decision;
+    if (this.#shared === undefined) {
+      global = this.#global.take('server');
+      perClient = this.#tierLimiter(principal.tier).take(this.#clientKey(principal, clientAddress));
+    } else {
+      [global, perClient] = await Promise.all([
+        this.#shared.global.take('cluster'),
+        this.#sharedTierLimiter(this.#shared, principal.tier).take(this.#clientKey(principal, clientAddress)),
+      ]);
+    }
     const decisions = [perClient, global];
     if (!global.allowed || !perClient.allowed) {
       throw withHeaders(rateLimitedError(decisions), decisions);
@@ -118,6 +151,22 @@ export class TenancyGuard {
   #clientKey(principal: Principal, clientAddress: string): string {
     // Anonymous traffic has no key to hold to account: its limits apply per client address.
     return principal.anonymous ? `ip:${clientAddress}` : `key:${principal.keyId}`;
+  }
+
+  #sharedTierLimiter(
+    shared: { store: LimiterStore; tiers: Map<string, AsyncRateLimiter> },
+    tier: Tier,
+  ): AsyncRateLimiter {
+    const id = `${tier.name}:${tier.ratePerSecond}:${tier.burst}`;
+    let limiter = shared.tiers.get(id);
+    if (!limiter) {
+      limiter = createAsyncRateLimiter(
+        new TokenBucket({ capacity: tier.burst, refillPerSecond: tier.ratePerSecond, policy: tier.name }),
+        shared.store,
+      );
+      shared.tiers.set(id, limiter);
+    }
+    return limiter;
   }
 
   #tierLimiter(tier: Tier): RateLimiter {

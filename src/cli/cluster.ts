@@ -1,12 +1,15 @@
 /**
  * `pixelfleet cluster` (and `npm run cluster`): a local region on loopback — 1 gateway, api
  * servers, 3 Raft queue nodes, workers and 1 identity process, each its own process, supervised
- * (restarted with backoff when one crashes). Prints where the gateway listens and where the
+ * (restarted with backoff when one crashes). `--queue nats://...`, `--redis redis://...` and
+ * `--postgres postgres://...` (or PIXELFLEET_QUEUE / _REDIS / _POSTGRES) run those parts on
+ * engines the operator already has, each independently of the others. Prints where the gateway listens and where the
  * admin API and its token are; Ctrl-C or SIGTERM stops every process (SIGTERM, then SIGKILL
  * after a deadline) and exits 0.
  */
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
+import { checkEngineSettings } from '../cluster/engines/check.ts';
 import { startLocalRegion } from '../cluster/local-region.ts';
 import { createLogger, flushLogger } from '../observability/index.ts';
 
@@ -14,6 +17,7 @@ const usage = `Usage: pixelfleet cluster [options]
 
 Starts a local region: 1 gateway, api servers, 3 queue nodes, workers, 1 identity process,
 each its own process on loopback, restarted when it crashes. Ctrl-C stops them all.
+PIXELFLEET_QUEUE, PIXELFLEET_REDIS and PIXELFLEET_POSTGRES stand in for the engine flags.
 
 Options:
   --api-servers <n>          api server processes (default 3)
@@ -25,6 +29,12 @@ Options:
                              least-time | consistent-hash (default least-time)
   --api-args <args>          extra settings for every api server, space-separated
   --worker-args <args>       extra settings for every worker, space-separated (e.g. --worker-args='--job-timeout 2s')
+  --queue <engine>           raft (default: 3 Raft queue nodes) or nats://host:port[,host:port...]
+                             (an existing NATS JetStream; no queue nodes are started)
+  --redis <url>              redis://[user:password@]host:port[/db]: rate limits and idempotency
+                             keys shared by every api server (--global-rate is then per cluster)
+  --postgres <url>           postgres://user:password@host:port/db: the identity store
+                             (default: SQLite under the data dir)
   --log-level <level>        log level of every process (default info); logs go to
                              <dir>/cluster/<name>/node.log
   -h, --help                 this text`;
@@ -40,7 +50,7 @@ function positive(name: string, value: string | undefined, fallback: number, all
   return parsed;
 }
 
-export async function runClusterCommand(argv: string[], _env: NodeJS.ProcessEnv): Promise<number> {
+export async function runClusterCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let options: Parameters<typeof startLocalRegion>[0];
   const logger = createLogger({ level: 'info', name: 'pixelfleet-cluster' });
   try {
@@ -56,6 +66,9 @@ export async function runClusterCommand(argv: string[], _env: NodeJS.ProcessEnv)
         strategy: { type: 'string' },
         'api-args': { type: 'string' },
         'worker-args': { type: 'string' },
+        queue: { type: 'string' },
+        redis: { type: 'string' },
+        postgres: { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -64,8 +77,15 @@ export async function runClusterCommand(argv: string[], _env: NodeJS.ProcessEnv)
       console.log(usage);
       return 0;
     }
+    const queue = values.queue ?? env.PIXELFLEET_QUEUE;
+    const redis = values.redis ?? env.PIXELFLEET_REDIS;
+    const postgres = values.postgres ?? env.PIXELFLEET_POSTGRES;
+    checkEngineSettings({ queue: queue ?? 'raft', redis: redis ?? '', postgres: postgres ?? '' }, []);
     options = {
       dataDir: values['data-dir'] ?? './data',
+      ...(queue === undefined || queue === '' ? {} : { queue }),
+      ...(redis === undefined || redis === '' ? {} : { redis }),
+      ...(postgres === undefined || postgres === '' ? {} : { postgres }),
       apiServers: positive('api-servers', values['api-servers'], 3),
       workers: positive('workers', values.workers, Math.max(1, availableParallelism())),
       convertersPerWorker: positive('worker-converters', values['worker-converters'], 1),
@@ -125,6 +145,7 @@ export async function runClusterCommand(argv: string[], _env: NodeJS.ProcessEnv)
       apiUrls: region.apiUrls,
       apiInternalUrls: region.apiInternalUrls,
       queueClients: region.queueClients,
+      engines: region.engines,
       pids: region.pids(),
     },
     'local cluster ready',

@@ -1,7 +1,11 @@
 /**
  * The local region (`pixelfleet cluster`): 1 gateway, N api servers, 3 Raft queue nodes, M
  * workers and 1 identity process, each its own `pixelfleet node` on loopback under a
- * supervisor. Ports are chosen once at start, so a restarted process comes back at the same
+ * supervisor. Existing engines replace parts of it: `queue: 'nats://...'` starts no queue
+ * nodes (api servers and workers use NATS JetStream), `redis` gives the api servers cluster-wide
+ * limits and idempotency, `postgres` gives the identity process its store. Engine URLs reach the
+ * members through their environment (PIXELFLEET_QUEUE/REDIS/POSTGRES), never their command
+ * line, so passwords do not show in the process list. Ports are chosen once at start, so a restarted process comes back at the same
  * addresses (jobs name their origin api server by its internal URL). Data lives under
  * `<dataDir>/cluster/<role>-<n>`. A fresh cluster secret is generated per run; the admin token
  * is generated once and kept in `<dataDir>/cluster/admin-token` (0600).
@@ -12,6 +16,8 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../observability/index.ts';
+import { checkEngineSettings } from './engines/check.ts';
+import { queueEngineOf } from './engines/queue.ts';
 import { type ProcessSpec, Supervisor } from './supervisor/supervisor.ts';
 
 export interface LocalRegionOptions {
@@ -29,6 +35,12 @@ export interface LocalRegionOptions {
   /** Extra settings passed to every api server (e.g. ['--sync-timeout', '10s']). */
   apiArgs?: string[];
   workerArgs?: string[];
+  /** `raft` (default: the region's own Raft queue nodes) or `nats://host:port[,host:port...]`. */
+  queue?: string;
+  /** `redis://...`: cluster-wide rate limits and idempotency keys for every api server. */
+  redis?: string;
+  /** `postgres://...`: the identity process keeps accounts, keys and tiers there. */
+  postgres?: string;
   nodeBinary?: string;
   logger: Logger;
   stopTimeoutMs?: number;
@@ -43,7 +55,10 @@ export interface LocalRegion {
   clusterSecret: string;
   apiUrls: string[];
   apiInternalUrls: string[];
+  /** Client addresses of the Raft queue nodes (none on NATS). */
   queueClients: string[];
+  /** Which engine each part runs on. */
+  engines: { queue: 'raft' | 'nats'; limits: 'local' | 'redis'; identity: 'sqlite' | 'postgres' };
   pids(): Record<string, number | undefined>;
   restarts(): Record<string, number>;
   kill(name: string, signal?: NodeJS.Signals): number | undefined;
@@ -81,11 +96,17 @@ export async function startLocalRegion(options: LocalRegionOptions): Promise<Loc
   const host = options.host ?? '127.0.0.1';
   const apiServers = options.apiServers ?? 3;
   const workers = options.workers ?? 2;
-  const queueNodes = options.queueNodes ?? 3;
-  for (const [name, value] of Object.entries({ apiServers, workers, queueNodes })) {
+  const queueEngine = queueEngineOf(options.queue ?? 'raft');
+  const queueSetting = options.queue ?? 'raft';
+  const redis = options.redis ?? '';
+  const postgres = options.postgres ?? '';
+  checkEngineSettings({ queue: queueSetting, redis, postgres }, []);
+  const requestedQueueNodes = options.queueNodes ?? 3;
+  for (const [name, value] of Object.entries({ apiServers, workers, queueNodes: requestedQueueNodes })) {
     if (!Number.isInteger(value) || value < 1)
       throw new RangeError(`${name} must be a positive integer, got ${value}`);
   }
+  const queueNodes = queueEngine.kind === 'raft' ? requestedQueueNodes : 0;
   const root = join(resolve(options.dataDir), 'cluster');
   mkdirSync(root, { recursive: true, mode: 0o700 });
   const adminTokenPath = join(root, 'admin-token');
@@ -125,6 +146,8 @@ export async function startLocalRegion(options: LocalRegionOptions): Promise<Loc
     HOME: process.env.HOME,
     PIXELFLEET_CLUSTER_SECRET: clusterSecret,
   };
+  const queueEnv: NodeJS.ProcessEnv = queueEngine.kind === 'raft' ? {} : { PIXELFLEET_QUEUE: queueSetting };
+  const queueArgs = queueEngine.kind === 'raft' ? ['--queue-nodes', queueClients.join(',')] : [];
   const spec = (
     name: string,
     role: string,
@@ -213,44 +236,54 @@ export async function startLocalRegion(options: LocalRegionOptions): Promise<Loc
           '--registry-urls',
           registryUrl,
         ],
-        { PIXELFLEET_ADMIN_TOKEN: adminToken },
+        { PIXELFLEET_ADMIN_TOKEN: adminToken, ...(postgres === '' ? {} : { PIXELFLEET_POSTGRES: postgres }) },
       ),
     );
     const apiStarted = await Promise.all(
       api.map((ports, index) =>
         supervisor.start(
-          spec(`api-${index + 1}`, 'api', 1, [
-            '--http-host',
-            host,
-            '--http-port',
-            String(ports.http),
-            '--internal-port',
-            String(ports.internal),
-            '--queue-nodes',
-            queueClients.join(','),
-            '--identity-url',
-            identityUrl,
-            '--registry-urls',
-            registryUrl,
-            ...(options.apiArgs ?? []),
-          ]),
+          spec(
+            `api-${index + 1}`,
+            'api',
+            1,
+            [
+              '--http-host',
+              host,
+              '--http-port',
+              String(ports.http),
+              '--internal-port',
+              String(ports.internal),
+              ...queueArgs,
+              '--identity-url',
+              identityUrl,
+              '--registry-urls',
+              registryUrl,
+              ...(options.apiArgs ?? []),
+            ],
+            { ...queueEnv, ...(redis === '' ? {} : { PIXELFLEET_REDIS: redis }) },
+          ),
         ),
       ),
     );
     await Promise.all(
       workerPorts.map((internal, index) =>
         supervisor.start(
-          spec(`worker-${index + 1}`, 'worker', 2, [
-            '--workers',
-            String(options.convertersPerWorker ?? 1),
-            '--internal-port',
-            String(internal),
-            '--queue-nodes',
-            queueClients.join(','),
-            '--registry-urls',
-            registryUrl,
-            ...(options.workerArgs ?? []),
-          ]),
+          spec(
+            `worker-${index + 1}`,
+            'worker',
+            2,
+            [
+              '--workers',
+              String(options.convertersPerWorker ?? 1),
+              '--internal-port',
+              String(internal),
+              ...queueArgs,
+              '--registry-urls',
+              registryUrl,
+              ...(options.workerArgs ?? []),
+            ],
+            queueEnv,
+          ),
         ),
       ),
     );
@@ -264,6 +297,11 @@ export async function startLocalRegion(options: LocalRegionOptions): Promise<Loc
       apiUrls: apiStarted.map((started, index) => started.urls.api ?? `http://${host}:${api[index]!.http}`),
       apiInternalUrls: api.map((ports) => `http://${host}:${ports.internal}`),
       queueClients,
+      engines: {
+        queue: queueEngine.kind,
+        limits: redis === '' ? 'local' : 'redis',
+        identity: postgres === '' ? 'sqlite' : 'postgres',
+      },
       pids: () => supervisor.pids(),
       restarts: () => supervisor.restarts(),
       kill: (name, signal) => supervisor.kill(name, signal),

@@ -13,10 +13,11 @@ import { resolve } from 'node:path';
 import Fastify from 'fastify';
 import { registerProblemHandlers } from '../api/index.ts';
 import type { Config } from '../config/index.ts';
-import { HeartbeatClient, type MemberAnnouncement } from '../discovery/index.ts';
+import { HeartbeatClient, type MemberAnnouncement, type MemberView } from '../discovery/index.ts';
 import { PixelfleetError } from '../errors/index.ts';
 import { createLogger, createServiceMetrics, type Logger } from '../observability/index.ts';
 import { createRemoteMetrics, RetryBudget } from '../resilience/remote/index.ts';
+import { checkEngineSettings } from './engines/check.ts';
 import { createApiRole } from './roles/api-role.ts';
 import { startGatewayRole } from './roles/gateway-role.ts';
 import { type IdentityRoleHandle, startIdentityRole } from './roles/identity-role.ts';
@@ -71,6 +72,7 @@ export async function startClusterNode(config: Config, options: StartNodeOptions
       },
     );
   }
+  checkEngineSettings(config, roles);
   const nodeId = config.nodeId || `${roles[0]}-${process.pid}`;
   const logger = (options.logger ?? createLogger({ level: config.logLevel, name: 'pixelfleet-node' })).child({
     node: nodeId,
@@ -92,6 +94,10 @@ export async function startClusterNode(config: Config, options: StartNodeOptions
   const failed = new Promise<unknown>((resolvePromise) => {
     failedReason = resolvePromise;
   });
+  let aliveApiServers = 0;
+  const observeMembers = (members: MemberView[]) => {
+    aliveApiServers = members.filter((member) => member.role === 'api' && member.status === 'alive').length;
+  };
   const context: NodeContext = {
     config,
     nodeId,
@@ -105,6 +111,7 @@ export async function startClusterNode(config: Config, options: StartNodeOptions
     internalUrl: () => internalUrl,
     advertiseHost,
     dataDir,
+    aliveApiServers: () => aliveApiServers,
     fatal: (error) => {
       logger.fatal({ err: error }, 'a role failed; the node stops');
       failedReason(error);
@@ -218,9 +225,10 @@ export async function startClusterNode(config: Config, options: StartNodeOptions
             };
           },
           onError: (error) => logger.debug({ err: error }, 'heartbeat failed'),
-          ...(handle.name === 'identity' && identity !== undefined
-            ? { onMembers: (members) => identity?.observeMembers(members) }
-            : {}),
+          onMembers: (members) => {
+            observeMembers(members);
+            if (handle.name === 'identity') identity?.observeMembers(members);
+          },
         });
         heartbeat.start();
         heartbeats.push(heartbeat);

@@ -131,7 +131,7 @@ export const settings = {
     type: 'number',
     default: 10_000,
     min: 0.001,
-    doc: 'Requests per second this server admits from all tenants together (a token bucket that protects it).',
+    doc: 'Requests per second admitted from all tenants together (a token bucket): per api server, or per cluster when --redis is set.',
   },
   globalBurst: {
     type: 'integer',
@@ -212,6 +212,36 @@ export const settings = {
     min: 0,
     max: 65535,
     doc: "Queue role: port of the node's client listener (on --internal-host); 0 picks any free port.",
+  },
+  queue: {
+    type: 'string',
+    default: 'raft',
+    doc: 'Api and worker roles: the job queue engine. `raft` (default): the Raft queue nodes of --queue-nodes; `nats://host:port[,host:port...]`: an existing NATS JetStream (2.9+) cluster, and no queue role runs.',
+  },
+  queueReplicas: {
+    type: 'integer',
+    default: 0,
+    min: 0,
+    max: 5,
+    documentedDefault: '0 (auto)',
+    doc: 'With --queue nats://: replicas of the JetStream streams; 0 picks 3 when --queue names 3 or more servers, else 1.',
+  },
+  redis: {
+    type: 'string',
+    default: '',
+    doc: 'Api role: `redis://[user:password@]host:port[/db]` for cluster-wide rate limits and idempotency keys. Without it each api server keeps its own. While Redis is unreachable each server enforces its share of every limit.',
+  },
+  apiServerCount: {
+    type: 'integer',
+    default: 0,
+    min: 0,
+    documentedDefault: '0 (registry)',
+    doc: 'Api role with --redis: how many api servers share each limit while Redis is unreachable (each then admits limit / N); 0 counts the api servers the registry reports alive.',
+  },
+  postgres: {
+    type: 'string',
+    default: '',
+    doc: 'Identity role: `postgres://user:password@host:port/database` to keep accounts, keys and tiers in an existing PostgreSQL (LISTEN/NOTIFY feeds the change feed) instead of the embedded SQLite store.',
   },
   identityUrl: {
     type: 'string',

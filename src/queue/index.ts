@@ -1,7 +1,8 @@
 /**
  * The job queue: the `JobQueue` contract, the pure queue state machine every implementation
- * applies (from a local log or the Raft log), the embedded implementation, and the Raft-replicated
- * one (nodes, and the client that reaches a cluster of them).
+ * applies (from a local log or the Raft log), the embedded implementation, the Raft-replicated
+ * one (nodes, and the client that reaches a cluster of them), and the one on an existing NATS
+ * JetStream cluster.
  */
 
 export type {
@@ -29,6 +30,12 @@ export {
   openEmbeddedQueue,
   type QueueLogger,
 } from './embedded/index.ts';
+export {
+  NatsJobQueue,
+  type NatsQueueDiagnostics,
+  type NatsQueueOptions,
+  openNatsQueue,
+} from './nats/index.ts';
 export {
   openRaftQueueNode,
   RaftQueue,

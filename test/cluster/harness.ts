@@ -29,6 +29,8 @@ export interface LocalClusterOptions {
   workerArgs?: string[];
   logLevel?: string;
   startTimeoutMs?: number;
+  /** Extra `pixelfleet cluster` arguments, e.g. ['--queue', 'nats://127.0.0.1:4222']. */
+  clusterArgs?: string[];
 }
 
 export interface LocalCluster {
@@ -84,6 +86,7 @@ export async function startLocalCluster(
     // `--name=value`: parseArgs refuses a separate value that starts with a dash.
     ...(options.apiArgs === undefined ? [] : [`--api-args=${options.apiArgs.join(' ')}`]),
     ...(options.workerArgs === undefined ? [] : [`--worker-args=${options.workerArgs.join(' ')}`]),
+    ...(options.clusterArgs ?? []),
   ];
   const child = spawn(process.execPath, args, {
     cwd: repoRoot,

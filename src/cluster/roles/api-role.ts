@@ -1,10 +1,11 @@
 /**
  * The api role: the same fastify app as the embedded service (buildApiServer) with its seams put
- * on the network — the Raft queue through RaftQueueClient, keys verified from the EdgeCache over
- * the identity role's internal API (RemoteCredentialSource + RemoteChangeBus), and workers in
- * other processes served by the internal routes (src/cluster/api) instead of an in-process
- * JobHost. Blobs, usage metering and idempotency are local to this server (cluster-wide limits
- * and idempotency come with Redis later).
+ * on the network — the job queue (the Raft queue through RaftQueueClient, or NATS JetStream with
+ * --queue nats://), keys verified from the EdgeCache over the identity role's internal API
+ * (RemoteCredentialSource + RemoteChangeBus), and workers in other processes served by the
+ * internal routes (src/cluster/api) instead of an in-process JobHost. Blobs and usage metering
+ * are local to this server; rate limits and idempotency keys are too, unless --redis makes them
+ * cluster-wide (engines/redis.ts).
  *
  * Every job names this server as its origin (id + internal URL), so a worker knows whom to ask
  * for the input and where to send the result; a result this server does not hold is fetched from
@@ -23,13 +24,15 @@ import {
   RemoteChangeBus,
   RemoteCredentialSource,
 } from '../../identity/index.ts';
-import { RaftQueueClient } from '../../queue/raft/index.ts';
+import type { JobQueue } from '../../queue/types.ts';
 import { RemotePolicy } from '../../resilience/remote/index.ts';
 import { createLocalJobHost } from '../../service/job-host.ts';
 import { ThroughputMeter } from '../../service/throughput.ts';
 import { openUsageMeter } from '../../usage/usage-meter.ts';
 import type { JobOrigin } from '../../worker/dispatcher.ts';
 import { registerApiInternalRoutes } from '../api/internal-routes.ts';
+import { openClusterQueue, queueEngineOf } from '../engines/queue.ts';
+import { openClusterRedis } from '../engines/redis.ts';
 import { InternalHttpClient } from '../http/index.ts';
 import { listenUrl, portOf } from './listen-url.ts';
 import type { NodeContext, RoleHandle } from './types.ts';
@@ -53,7 +56,7 @@ const identityStaleMs = 10_000;
 
 export async function createApiRole(context: NodeContext, options: ApiRoleOptions): Promise<ApiRole> {
   const { config, logger, metrics } = context;
-  if (config.queueNodes.length === 0) {
+  if (queueEngineOf(config.queue).kind === 'raft' && config.queueNodes.length === 0) {
     throw new PixelfleetError('PF_ERR_CONFIG', '--queue-nodes is required for the api role', {
       extensions: { key: '--queue-nodes' },
     });
@@ -76,11 +79,22 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
     onError: (error) => logger.error({ err: error }, 'usage metering background failure'),
   });
   closers.push(() => usage.close());
-  const idempotency = openIdempotencyStore(dataDir, {
-    retentionMs: config.idempotencyTtl,
-    onSweepError: (error) => logger.error({ err: error }, 'idempotency sweep failed'),
-  });
-  closers.push(() => idempotency.close());
+  let redis: Awaited<ReturnType<typeof openClusterRedis>>;
+  try {
+    redis = await openClusterRedis(context);
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+  if (redis !== undefined) closers.push(() => redis?.close());
+  const idempotency =
+    redis?.idempotencyStore ??
+    openIdempotencyStore(dataDir, {
+      retentionMs: config.idempotencyTtl,
+      onSweepError: (error) => logger.error({ err: error }, 'idempotency sweep failed'),
+    });
+  // The Redis adapters close their idempotency store themselves.
+  if (redis === undefined) closers.push(() => idempotency.close());
   const blobs = new BlobStore(dataDir);
   const completions = new Completions();
   const throughput = new ThroughputMeter();
@@ -109,7 +123,7 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
     const origin: JobOrigin = { id: context.nodeId, internalUrl: context.internalUrl() };
     const identityUrl = options.identityUrl();
 
-    const queue = new RaftQueueClient({ nodes: [...config.queueNodes], requestTimeoutMs: 10_000 });
+    const queue: JobQueue = await openClusterQueue(context, 'api');
     closers.push(() => queue.close());
 
     const source = new RemoteCredentialSource({
@@ -168,15 +182,22 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
       authenticate: createRequestAuthenticator({ edgeCache, lockout: new ProgressiveLockout() }),
       globalRatePerSecond: config.globalRate,
       globalBurst: config.globalBurst,
+      ...(redis === undefined ? {} : { limiterStore: redis.limiterStore }),
       conversionsThisMonth: async (accountId, now) => (await usage.monthToDate(accountId, now)).conversions,
     });
     let queueAnsweredAt: number | undefined;
+    let refreshing = false;
     const refreshQueueView = async () => {
+      // A queue in failover may take seconds to answer: never pile up polls behind it.
+      if (refreshing) return;
+      refreshing = true;
       try {
         admission.observeQueue(await queue.stats());
         queueAnsweredAt = Date.now();
       } catch {
         // Keep the last known figures; readiness reports the queue's health.
+      } finally {
+        refreshing = false;
       }
     };
     const queueViewTimer = setInterval(refreshQueueView, 200);
@@ -225,6 +246,7 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
         queueReachable: queueAnsweredAt !== undefined && now - queueAnsweredAt < queueStaleMs,
         identityReachable: identityAt !== undefined && now - identityAt < identityStaleMs,
         keyCacheEntries: edgeCache?.stats().entries ?? 0,
+        rateLimitBackend: redis === undefined ? 'memory' : redis.limiterStore.lastBackend,
       };
     };
     const ready = () => {
@@ -271,7 +293,16 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
     const port = portOf(app.server.address());
     const url = listenUrl(config.httpHost, app.server.address());
     const advertisedUrl = `http://${context.advertiseHost}:${port}`;
-    logger.info({ url, internalUrl: origin.internalUrl, identityUrl }, 'api role started');
+    logger.info(
+      {
+        url,
+        internalUrl: origin.internalUrl,
+        identityUrl,
+        queue: queueEngineOf(config.queue).kind,
+        limits: redis === undefined ? 'local' : 'redis',
+      },
+      'api role started',
+    );
 
     return {
       name: 'api',

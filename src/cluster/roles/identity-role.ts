@@ -1,7 +1,9 @@
 /**
- * The identity role: the SQLite identity store and management plane, the admin API on its own
- * listener (as embedded), and the internal API data-plane servers read keys, tiers and the
- * change feed from. Usage reports on the admin API add up what every api server metered: the
+ * The identity role: the identity store (embedded SQLite, or PostgreSQL with --postgres) and
+ * management plane, the admin API on its own listener (as embedded), and the internal API
+ * data-plane servers read keys, tiers and the change feed from. The change feed follows the
+ * store's change bus; when that bus may have lost events (PostgreSQL listener reconnected) the
+ * feed starts over, so every api server sees a gap and expires its edge cache. Usage reports on the admin API add up what every api server metered: the
  * identity role asks each api member the registry knows (cluster-wide usage comes with the
  * replicated usage store later).
  */
@@ -11,17 +13,16 @@ import { registerProblemHandlers } from '../../api/index.ts';
 import type { MemberView } from '../../discovery/index.ts';
 import {
   type AccountUsageSource,
-  ChangeFeed,
   ensureAdminToken,
-  InProcessChangeBus,
-  openIdentityStore,
   registerAdminRoutes,
   registerIdentityInternalRoutes,
 } from '../../identity/index.ts';
 import { RemotePolicy } from '../../resilience/remote/index.ts';
 import { addTotals, emptyTotals } from '../../usage/index.ts';
 import type { UsageBucket, UsageReport } from '../../usage/types.ts';
+import { openClusterIdentityStore } from '../engines/identity.ts';
 import { InternalHttpClient } from '../http/index.ts';
+import { ResyncingChangeFeed } from '../identity/resyncing-feed.ts';
 import { listenUrl } from './listen-url.ts';
 import type { NodeContext, RoleHandle } from './types.ts';
 
@@ -35,13 +36,19 @@ export interface IdentityRoleHandle extends RoleHandle {
 export async function startIdentityRole(context: NodeContext): Promise<IdentityRoleHandle> {
   const { config, logger } = context;
   const dataDir = join(context.dataDir, 'identity');
-  const store = await openIdentityStore(dataDir);
-  const bus = new InProcessChangeBus();
-  const feed = new ChangeFeed();
-  bus.subscribe((event) => feed.append(event));
   const admin = ensureAdminToken(dataDir, context.env);
+  const feed = new ResyncingChangeFeed();
+  const identity = await openClusterIdentityStore(context, {
+    dataDir,
+    onResync: () => {
+      logger.warn('identity change bus reconnected: events may be lost, api servers expire their key caches');
+      feed.resync();
+    },
+  });
+  const { store, bus } = identity;
+  bus.subscribe((event) => feed.append(event));
   registerIdentityInternalRoutes(context.internalApp, {
-    source: store,
+    source: identity.source,
     feed,
     clusterSecret: context.clusterSecret,
   });
@@ -96,11 +103,21 @@ export async function startIdentityRole(context: NodeContext): Promise<IdentityR
 
   const adminApp = Fastify({ logger: false });
   registerProblemHandlers(adminApp);
-  await registerAdminRoutes(adminApp, { store, bus, token: admin.token, usage: clusterUsage });
-  await adminApp.listen({ host: config.adminHost, port: config.adminPort });
+  try {
+    await registerAdminRoutes(adminApp, { store, bus, token: admin.token, usage: clusterUsage });
+    await adminApp.listen({ host: config.adminHost, port: config.adminPort });
+  } catch (error) {
+    await adminApp.close().catch(() => {});
+    await identity.close();
+    throw error;
+  }
   const adminUrl = listenUrl(config.adminHost, adminApp.server.address());
   logger.info(
-    { adminUrl, adminToken: admin.source === 'env' ? 'from PIXELFLEET_ADMIN_TOKEN' : admin.path },
+    {
+      adminUrl,
+      adminToken: admin.source === 'env' ? 'from PIXELFLEET_ADMIN_TOKEN' : admin.path,
+      store: identity.engine,
+    },
     'identity role started',
   );
 
@@ -109,7 +126,12 @@ export async function startIdentityRole(context: NodeContext): Promise<IdentityR
     adminUrl,
     adminToken: admin.token,
     ready: () => true,
-    checks: () => ({ identityFeedSeq: feed.lastSeq, identityFeedWaiting: feed.waiting }),
+    checks: () => ({
+      identityFeedSeq: feed.lastSeq,
+      identityFeedWaiting: feed.waiting,
+      identityFeedResyncs: feed.resyncs,
+      ...identity.checks(),
+    }),
     member: () => ({ role: 'identity', internalUrl: context.internalUrl() }),
     urls: { admin: adminUrl },
     observeMembers(members) {
@@ -118,7 +140,7 @@ export async function startIdentityRole(context: NodeContext): Promise<IdentityR
     async close() {
       await adminApp.close();
       await Promise.all([...clients.values()].map((client) => client.close()));
-      await store.close();
+      await identity.close();
     },
   };
 }

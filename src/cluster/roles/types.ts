@@ -28,6 +28,11 @@ export interface NodeContext {
   advertiseHost: string;
   /** Role data directories live under it: `<dataDir>/<role>`. */
   dataDir: string;
+  /**
+   * Api servers the registry reports alive, from this node's latest heartbeat answer (0 before
+   * the first one): how many servers share each cluster-wide limit while Redis is unreachable.
+   */
+  aliveApiServers: () => number;
   /** The node stops: a role hit a failure it cannot recover from. */
   fatal: (error: unknown) => void;
 }

@@ -1,14 +1,15 @@
 /**
  * The worker role: the embedded service's Dispatcher and WorkerPool (isolated converter child
- * processes with a watchdog), claiming from the Raft queue through RaftQueueClient, with a
+ * processes with a watchdog), claiming from the job queue (the Raft queue through
+ * RaftQueueClient, or NATS JetStream with --queue nats://), with a
  * RemoteJobHost that fetches inputs from and delivers results to the api server named in each
  * job. Ready while a converter is alive and the queue answered recently.
  */
 import { PixelfleetError } from '../../errors/index.ts';
-import { RaftQueueClient } from '../../queue/raft/index.ts';
 import { dispatcherEvents } from '../../service/dispatcher-events.ts';
 import { Dispatcher } from '../../worker/dispatcher.ts';
 import { type InputFormat, WorkerPool } from '../../worker/index.ts';
+import { openClusterQueue, queueEngineOf } from '../engines/queue.ts';
 import { RemoteJobHost } from '../worker/remote-job-host.ts';
 import type { NodeContext, RoleHandle } from './types.ts';
 
@@ -16,12 +17,13 @@ const queueStaleMs = 5000;
 
 export async function startWorkerRole(context: NodeContext): Promise<RoleHandle> {
   const { config, logger, metrics } = context;
-  if (config.queueNodes.length === 0) {
+  const engine = queueEngineOf(config.queue);
+  if (engine.kind === 'raft' && config.queueNodes.length === 0) {
     throw new PixelfleetError('PF_ERR_CONFIG', '--queue-nodes is required for the worker role', {
       extensions: { key: '--queue-nodes' },
     });
   }
-  const queue = new RaftQueueClient({ nodes: [...config.queueNodes], requestTimeoutMs: 10_000 });
+  const queue = await openClusterQueue(context, 'worker');
   const pool = new WorkerPool({
     size: config.workers,
     jobTimeoutMs: config.jobTimeout,
@@ -61,19 +63,32 @@ export async function startWorkerRole(context: NodeContext): Promise<RoleHandle>
     events: dispatcherEvents(metrics, logger),
   });
   let queueAnsweredAt: number | undefined;
+  let probing = false;
   const probeQueue = async () => {
+    // A queue in failover may take seconds to answer: never pile up probes behind it.
+    if (probing) return;
+    probing = true;
     try {
       await queue.stats();
       queueAnsweredAt = Date.now();
     } catch {
       // Readiness reports it.
+    } finally {
+      probing = false;
     }
   };
   const probeTimer = setInterval(probeQueue, 1000);
   probeTimer.unref();
   await probeQueue();
   dispatcher.start();
-  logger.info({ converters: config.workers, queueNodes: config.queueNodes }, 'worker role started');
+  logger.info(
+    {
+      converters: config.workers,
+      queue: engine.kind,
+      ...(engine.kind === 'raft' ? { queueNodes: config.queueNodes } : { queueServers: engine.servers }),
+    },
+    'worker role started',
+  );
 
   const checks = () => ({
     convertersAlive: pool.stats().alive,

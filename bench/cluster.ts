@@ -4,8 +4,8 @@
  *  2. the local cluster (`pixelfleet cluster`: 1 gateway, 3 api servers, 3 Raft queue nodes,
  *     one worker per core, identity) at saturation through the gateway — target ≥ 75 % of (1);
  *  3. the gateway's added latency: the same requests at a low steady rate, open loop, sent
- *     through the gateway and straight to one api server — a cheap request (the job status of
- *     an unknown job: authentication and routing only) and a resize.
+ *     through the gateway and straight to one api server — a cheap request (GET /v1/usage:
+ *     authentication and routing, no conversion) and a resize.
  * Saturation is closed loop (autocannon, 4 connections per core); the corpus JPEGs are resized
  * to 320 px wide JPEG q80, as in `npm run bench`. Options: --duration S (default 15), --json.
  */
@@ -89,11 +89,8 @@ async function cluster(): Promise<ClusterFigures> {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     const saturated = await saturate(region.gatewayUrl, auth);
-    const cheapRequest = () => ({
-      method: 'GET' as const,
-      path: '/v1/jobs/00000000-0000-4000-8000-000000000000',
-      headers: auth,
-    });
+    // Authenticated and routed, no conversion: the caller's month-to-date usage.
+    const cheapRequest = () => ({ method: 'GET' as const, path: '/v1/usage', headers: auth });
     const resizeRequest = (index: number) => ({
       ...resize(index),
       headers: { ...auth, 'content-type': 'image/jpeg' },
@@ -139,8 +136,8 @@ async function main(): Promise<void> {
     '',
     '| low steady rate (open loop) | p50 ms | p99 ms | errors |',
     '|---|---|---|---|',
-    latencyRow('status of an unknown job, 100/s, through the gateway', distributed.cheap.gateway),
-    latencyRow('status of an unknown job, 100/s, straight to an api server', distributed.cheap.direct),
+    latencyRow('GET /v1/usage, 100/s, through the gateway', distributed.cheap.gateway),
+    latencyRow('GET /v1/usage, 100/s, straight to an api server', distributed.cheap.direct),
     latencyRow('resize, 5/s, through the gateway', distributed.resize.gateway),
     latencyRow('resize, 5/s, straight to an api server', distributed.resize.direct),
     '',

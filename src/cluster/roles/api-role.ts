@@ -200,7 +200,12 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
         refreshing = false;
       }
     };
-    const queueViewTimer = setInterval(refreshQueueView, 200);
+    // JetStream assembles stats from one API request per stream and per account consumer: poll
+    // it less often than the Raft queue, whose leader answers from memory.
+    const queueViewTimer = setInterval(
+      refreshQueueView,
+      queueEngineOf(config.queue).kind === 'nats' ? 1000 : 200,
+    );
     queueViewTimer.unref();
     closers.push(() => clearInterval(queueViewTimer));
     await refreshQueueView();

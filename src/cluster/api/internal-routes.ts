@@ -26,6 +26,12 @@ export interface ApiInternalRoutesOptions {
   blobs: BlobStore;
   usage: UsageMeter;
   clusterSecret: string;
+  /**
+   * Called with the id of a job whose outcome reached this server (result or final failure):
+   * the api role passes `RaftQueueClient.settled`, so a queue leader change does not make the
+   * client enqueue a finished synchronous job again.
+   */
+  onSettled?: (jobId: string) => void;
 }
 
 const jobIdPattern = /^[A-Za-z0-9_-]{1,128}$/;
@@ -77,7 +83,10 @@ export function registerApiInternalRoutes(app: FastifyInstance, options: ApiInte
     const result = { output, contentType: descriptor.contentType, outcome: descriptor.outcome };
     await host.deliverResult(job, descriptor.payload, result);
     // A sync waiter gets its image now: the bytes are here, and the worker acks next.
-    if (descriptor.payload.mode === 'sync') host.settled(job, descriptor.payload, { result });
+    if (descriptor.payload.mode === 'sync') {
+      host.settled(job, descriptor.payload, { result });
+      options.onSettled?.(id);
+    }
     return { delivered: true };
   });
 
@@ -102,6 +111,7 @@ export function registerApiInternalRoutes(app: FastifyInstance, options: ApiInte
       const error =
         errorFromReport(report.error) ?? new PixelfleetError('PF_ERR_CONVERSION_FAILED', 'the job failed');
       host.settled(job, report.payload, { error });
+      options.onSettled?.(id);
       return { settled: true };
     },
   );

@@ -36,6 +36,7 @@ export type Operation =
   | 'deadLetters'
   | 'stats'
   | 'status'
+  | 'watchLane'
   | 'cancel'
   | 'addMember'
   | 'removeMember'

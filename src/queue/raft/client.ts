@@ -14,6 +14,15 @@
  *   retry is refused with PF_ERR_LEASE_LOST succeeds if the job is now `succeeded`: the job is done.
  *   A retried claim may leave a lease behind that nobody holds; it expires and the job is
  *   redelivered (at-least-once delivery, as after any worker crash).
+ * - Re-sends non-durable jobs lost with a leader. A `durable: false` job lives only in the
+ *   leader's volatile lane, which dies with its leadership; the enqueue answer names the lane.
+ *   The client remembers each such job it enqueued until its deadline (at most
+ *   `volatileResendWindowMs`) or until told it is finished (`settled`, or an ack/nack through
+ *   this client), keeps one `watchLane` long-poll open on the leader while it remembers any, and
+ *   when the lane changes (new leader, or the leader stepped down and up again) it enqueues them
+ *   again, same id, on the new leader. A job that had been claimed before the change is re-sent
+ *   too: its worker still delivers the result (the ack is refused), and the copy finds its input
+ *   gone or is converted twice and metered once (metering deduplicates by job id).
  */
 import { connect, type Socket } from 'node:net';
 import { isPixelfleetError, PixelfleetError } from '../../errors/index.ts';
@@ -65,6 +74,11 @@ export interface RaftQueueClientOptions {
   random?: () => number;
   /** The cluster secret, only needed for admin operations (membership, leadership transfer). */
   clusterSecret?: string | Uint8Array;
+  /**
+   * How long a non-durable job is remembered for re-sending after a leader change, at most
+   * (its deadline ends it sooner). Default 30 000, the api's default synchronous timeout.
+   */
+  volatileResendWindowMs?: number;
 }
 
 /** Counters for tests, benchmarks and metrics. */
@@ -74,7 +88,22 @@ export interface RaftQueueClientStats {
   redirects: number;
   retries: number;
   leader: string | null;
+  /** Non-durable jobs enqueued again after their volatile lane was lost. */
+  volatileResent: number;
+  /** Non-durable jobs remembered for re-sending now. */
+  volatileRemembered: number;
 }
+
+/** A non-durable job this client enqueued and was not told is finished. */
+interface RememberedJob {
+  request: EnqueueRequest;
+  /** The lane that holds it, as last answered. */
+  lane: string | undefined;
+  forgetAt: number;
+}
+
+/** How long one watchLane long-poll waits on the leader. */
+const LANE_WATCH_MS = 5_000;
 
 interface PendingRequest {
   resolve(value: unknown): void;
@@ -238,10 +267,16 @@ export class RaftQueueClient implements JobQueue {
   readonly #random: () => number;
   readonly #clusterSecret: string | Uint8Array | undefined;
   readonly #closeController = new AbortController();
+  readonly #volatileResendWindowMs: number;
   #leader: string | null = null;
   #cursor = 0;
   #closed = false;
-  readonly #counters = { requests: 0, attempts: 0, redirects: 0, retries: 0 };
+  readonly #counters = { requests: 0, attempts: 0, redirects: 0, retries: 0, volatileResent: 0 };
+  readonly #volatileJobs = new Map<string, RememberedJob>();
+  /** The newest volatile lane token seen. */
+  #lane: string | undefined;
+  #watchingLanes = false;
+  #laneWatchUnsupported = false;
 
   constructor(options: RaftQueueClientOptions) {
     if (!Array.isArray(options?.nodes) || options.nodes.length === 0) {
@@ -262,6 +297,7 @@ export class RaftQueueClient implements JobQueue {
     this.#retryInitialDelayMs = positive('retryInitialDelayMs', options.retryInitialDelayMs, 10);
     this.#retryMaxDelayMs = positive('retryMaxDelayMs', options.retryMaxDelayMs, 250);
     this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 1_000);
+    this.#volatileResendWindowMs = positive('volatileResendWindowMs', options.volatileResendWindowMs, 30_000);
     if (this.#retryMaxDelayMs < this.#retryInitialDelayMs) {
       throw new RangeError('retryMaxDelayMs must be at least retryInitialDelayMs');
     }
@@ -273,7 +309,18 @@ export class RaftQueueClient implements JobQueue {
 
   async enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
     validateEnqueue(request);
-    return (await this.#call('enqueue', { ...request })) as EnqueueResult;
+    const answer = (await this.#call('enqueue', { ...request })) as EnqueueResult & { lane?: string };
+    if (request.durable === false && answer.lane !== undefined) this.#remember(request, answer.lane);
+    return { id: answer.id, duplicate: answer.duplicate, state: answer.state };
+  }
+
+  /**
+   * Tells the client a non-durable job it enqueued is finished (its result was delivered), so a
+   * leader change does not make it enqueue the job again. Optional: without it the job is
+   * remembered until its deadline, and a re-sent copy finds its input gone.
+   */
+  settled(id: string): void {
+    this.#volatileJobs.delete(id);
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedJob | undefined> {
@@ -290,6 +337,7 @@ export class RaftQueueClient implements JobQueue {
   async ack(id: string, leaseId: string, outcome?: JobOutcome): Promise<void> {
     validateFenced(id, leaseId);
     validateOutcome(outcome);
+    this.#volatileJobs.delete(id);
     let uncertain = false;
     try {
       await this.#call(
@@ -308,6 +356,7 @@ export class RaftQueueClient implements JobQueue {
   async nack(id: string, leaseId: string, options: NackOptions): Promise<void> {
     validateFenced(id, leaseId);
     validateNack(options);
+    if (!options.retry) this.#volatileJobs.delete(id);
     await this.#call('nack', { id, leaseId, options });
   }
 
@@ -379,7 +428,7 @@ export class RaftQueueClient implements JobQueue {
   }
 
   clientStats(): RaftQueueClientStats {
-    return { ...this.#counters, leader: this.#leader };
+    return { ...this.#counters, leader: this.#leader, volatileRemembered: this.#volatileJobs.size };
   }
 
   async close(): Promise<void> {
@@ -391,6 +440,86 @@ export class RaftQueueClient implements JobQueue {
   }
 
   // ---- internals ----
+
+  #remember(request: EnqueueRequest, lane: string): void {
+    const window = Date.now() + this.#volatileResendWindowMs;
+    this.#volatileJobs.set(request.id, {
+      request: { ...request },
+      lane,
+      forgetAt: request.deadline === undefined ? window : Math.min(request.deadline, window),
+    });
+    this.#laneSeen(lane);
+    if (!this.#watchingLanes && !this.#laneWatchUnsupported) void this.#watchLanes();
+  }
+
+  /** Records the newest lane token; a change means every job of another lane is gone. */
+  #laneSeen(lane: string): void {
+    if (this.#lane === lane) return;
+    this.#lane = lane;
+    void this.#resendLost();
+  }
+
+  /** Forgets jobs past their window; answers how many are still remembered. */
+  #forgetExpired(): number {
+    const now = Date.now();
+    for (const [id, job] of this.#volatileJobs) if (job.forgetAt <= now) this.#volatileJobs.delete(id);
+    return this.#volatileJobs.size;
+  }
+
+  /** Enqueues again, same id, every remembered job whose lane is not the newest one. */
+  async #resendLost(): Promise<void> {
+    const lane = this.#lane;
+    const now = Date.now();
+    const lost = [...this.#volatileJobs.values()].filter((job) => job.lane !== lane && job.forgetAt > now);
+    await Promise.all(
+      lost.map(async (job) => {
+        // Marked first, so an overlapping resend does not send it twice.
+        job.lane = lane;
+        this.#counters.volatileResent++;
+        try {
+          const answer = (await this.#call('enqueue', { ...job.request })) as { lane?: string };
+          if (answer.lane !== undefined) {
+            job.lane = answer.lane;
+            this.#laneSeen(answer.lane);
+          }
+        } catch {
+          // Still lost: the next lane watch answer sends it again.
+          job.lane = undefined;
+        }
+      }),
+    );
+  }
+
+  /**
+   * Keeps one watchLane long-poll open on the leader while non-durable jobs are remembered: a
+   * dead leader fails it (and #call finds the new one), a deposed one answers NOT_LEADER.
+   */
+  async #watchLanes(): Promise<void> {
+    this.#watchingLanes = true;
+    try {
+      while (!this.#closed && this.#forgetExpired() > 0) {
+        try {
+          const answer = (await this.#call(
+            'watchLane',
+            { lane: this.#lane ?? '' },
+            { waitMs: LANE_WATCH_MS },
+          )) as { lane: string };
+          this.#laneSeen(answer.lane);
+          if ([...this.#volatileJobs.values()].some((job) => job.lane === undefined)) void this.#resendLost();
+        } catch (error) {
+          if (this.#closed) return;
+          if (isPixelfleetError(error, 'PF_ERR_BAD_REQUEST')) {
+            // A node without a volatile lane: nothing to watch.
+            this.#laneWatchUnsupported = true;
+            return;
+          }
+          await sleep(this.#retryMaxDelayMs, this.#closeController.signal).catch(() => {});
+        }
+      }
+    } finally {
+      this.#watchingLanes = false;
+    }
+  }
 
   #assertOpen(): void {
     if (this.#closed) throw new PixelfleetError('PF_ERR_QUEUE_CLOSED', 'the queue client is closed');
@@ -446,7 +575,8 @@ export class RaftQueueClient implements JobQueue {
       signal.throwIfAborted();
       this.#counters.attempts++;
       const remainingWait = Math.max(0, waitMs - (performance.now() - started));
-      const attemptArgs = operation === 'claim' ? { ...args, waitMs: remainingWait } : args;
+      const attemptArgs =
+        operation === 'claim' || operation === 'watchLane' ? { ...args, waitMs: remainingWait } : args;
       let error: unknown;
       try {
         const result = await this.#connection(target).request(operation, attemptArgs, {

@@ -12,7 +12,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { isPixelfleetError, PixelfleetError } from '../../errors/index.ts';
 import type { QueueLogger } from '../embedded/index.ts';
-import type { JobQueue } from '../types.ts';
+import type { EnqueueRequest, EnqueueResult, JobQueue } from '../types.ts';
 import {
   encodeFrame,
   FrameSplitter,
@@ -24,8 +24,14 @@ import {
 } from './client-protocol.ts';
 import type { RaftHost } from './node.ts';
 
+/** What a queue with a volatile lane (`RaftQueue`) adds for its clients. */
+export interface VolatileLaneHost {
+  enqueueWithLane(request: EnqueueRequest): Promise<EnqueueResult & { lane?: string }>;
+  watchLane(lane: string, waitMs: number, signal?: AbortSignal): Promise<string>;
+}
+
 export interface QueueServerOptions {
-  queue: JobQueue;
+  queue: JobQueue & Partial<VolatileLaneHost>;
   host: RaftHost;
   listen: { host: string; port: number };
   /** How long a request may wait for a leader to be elected. Default 2000 ms. */
@@ -84,7 +90,15 @@ export async function startQueueServer(options: QueueServerOptions): Promise<Que
     const queue = options.queue;
     switch (request.o) {
       case 'enqueue':
-        return queue.enqueue(args as never);
+        // Names the volatile lane of a non-durable job, so the client can tell when it is lost.
+        return queue.enqueueWithLane ? queue.enqueueWithLane(args as never) : queue.enqueue(args as never);
+      case 'watchLane':
+        if (!queue.watchLane) {
+          throw new PixelfleetError('PF_ERR_BAD_REQUEST', 'this queue node has no volatile lane');
+        }
+        return {
+          lane: await queue.watchLane(String(args.lane ?? ''), Number(args.waitMs ?? 0), signal),
+        };
       case 'claim':
         return (
           (await queue.claim({
@@ -173,7 +187,7 @@ export async function startQueueServer(options: QueueServerOptions): Promise<Que
     };
     const handle = async (request: RequestFrame) => {
       const controller = new AbortController();
-      if (request.o === 'claim') claims.set(request.i, controller);
+      if (request.o === 'claim' || request.o === 'watchLane') claims.set(request.i, controller);
       try {
         let result: unknown;
         try {

@@ -14,11 +14,25 @@
  * - Idempotent enqueue: the state machine deduplicates ids, so a client that retries with the
  *   same id after a failover never creates a second job.
  * - Long-poll claims wait on the leader and are woken when the applied state has claimable jobs.
+ * - Non-durable jobs (`durable: false`: synchronous requests, worthless after their api server
+ *   dies) live in the leader's volatile lane (`volatile-lane.ts`), never in the log; claims
+ *   alternate between the lanes when both have work. The lane dies with this node's leadership;
+ *   `enqueueWithLane` and `watchLane` let clients notice and re-send (see `RaftQueueClient`).
  */
 
 import type { ErrorCode } from '../../errors/index.ts';
 import { PixelfleetError } from '../../errors/index.ts';
-import type { ClaimApplied, CommandResult, QueueCommand, TickApplied } from '../commands.ts';
+import type {
+  AckCommand,
+  ClaimApplied,
+  CommandResult,
+  ExtendApplied,
+  ExtendCommand,
+  NackCommand,
+  QueueCommand,
+  SettleApplied,
+  TickApplied,
+} from '../commands.ts';
 import type { QueueLogger } from '../embedded/index.ts';
 import { rejectionError } from '../state-machine.ts';
 import type {
@@ -49,6 +63,7 @@ import {
   type QueueApplication,
   type UnstampedCommand,
 } from './queue-application.ts';
+import { mergeStats, VolatileLane } from './volatile-lane.ts';
 
 /** Jobs are small descriptors; a command this large is a caller bug (image bytes in a payload). */
 const MAX_COMMAND_BYTES = 1024 * 1024;
@@ -59,6 +74,12 @@ const MAX_BATCH_COMMANDS = 4096;
 const MAX_TIMER_DELAY_MS = 60_000;
 /** Forgetting old jobs is not urgent: batch it instead of ticking once per finished job. */
 const RETENTION_SLACK_MS = 1_000;
+
+interface LaneWatcher {
+  lane: string;
+  resolve(token: string): void;
+  reject(error: unknown): void;
+}
 
 interface PendingCommand {
   encoded: string;
@@ -108,6 +129,11 @@ export class RaftQueue implements JobQueue {
   #readyTerm = 0;
   #lastAt = 0;
   #closed = false;
+  /** The volatile lane, while this node leads. */
+  #lane: VolatileLane | undefined;
+  /** Which lane a claim tries first; flips after every claim served while both have work. */
+  #volatileFirst = true;
+  readonly #laneWatchers = new Set<LaneWatcher>();
 
   constructor(options: RaftQueueOptions) {
     this.#host = options.host;
@@ -131,7 +157,32 @@ export class RaftQueue implements JobQueue {
   }
 
   async enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
+    const { id, duplicate, state } = await this.enqueueWithLane(request);
+    return { id, duplicate, state };
+  }
+
+  /**
+   * `enqueue`, also naming the volatile lane a non-durable job went to: a client that later
+   * sees another lane token knows the job is gone and re-sends it.
+   */
+  async enqueueWithLane(request: EnqueueRequest): Promise<EnqueueResult & { lane?: string }> {
     validateEnqueue(request);
+    if (request.durable === false) {
+      this.#assertWritable();
+      const lane = this.#lane!;
+      // Not normalised through JSON: nothing replays it, and only this process holds it.
+      const result = this.#applyVolatile(lane, {
+        type: 'enqueue',
+        at: this.#stamp(),
+        id: request.id,
+        account: request.account,
+        payload: request.payload,
+        ...(request.maxAttempts === undefined ? {} : { maxAttempts: request.maxAttempts }),
+        ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
+        ...(request.retentionMs === undefined ? {} : { retentionMs: request.retentionMs }),
+      });
+      return { id: result.id, duplicate: result.duplicate, state: result.state, lane: lane.token };
+    }
     const result = await this.#submit({
       type: 'enqueue',
       id: request.id,
@@ -150,12 +201,16 @@ export class RaftQueue implements JobQueue {
     request.signal?.throwIfAborted();
     const waitMs = request.waitMs ?? 0;
     const until = this.#clock.now() + waitMs;
+    const volatileJob = this.#claimVolatileFirst(request.consumer, request.leaseMs);
+    if (volatileJob !== undefined) return volatileJob;
     if (this.#worthClaiming()) {
-      const job = await this.#proposeClaim(request.consumer, request.leaseMs);
+      const job =
+        (await this.#proposeClaim(request.consumer, request.leaseMs)) ??
+        this.#claimVolatile(request.consumer, request.leaseMs);
       if (job !== undefined || waitMs === 0) return job;
       request.signal?.throwIfAborted();
     } else if (waitMs === 0) {
-      return undefined;
+      return this.#claimVolatile(request.consumer, request.leaseMs);
     }
     const remaining = until - this.#clock.now();
     if (remaining <= 0) return undefined;
@@ -172,6 +227,17 @@ export class RaftQueue implements JobQueue {
   async ack(id: string, leaseId: string, outcome?: JobOutcome): Promise<void> {
     validateFenced(id, leaseId);
     validateOutcome(outcome);
+    const lane = this.#volatileLaneOf(id);
+    if (lane !== undefined) {
+      this.#settleVolatile(lane, {
+        type: 'ack',
+        at: this.#stamp(),
+        id,
+        leaseId: lane.internalLeaseId(id, leaseId),
+        ...(outcome === undefined ? {} : { outcome }),
+      });
+      return;
+    }
     const result = await this.#submit({
       type: 'ack',
       id,
@@ -184,6 +250,19 @@ export class RaftQueue implements JobQueue {
   async nack(id: string, leaseId: string, options: NackOptions): Promise<void> {
     validateFenced(id, leaseId);
     validateNack(options);
+    const lane = this.#volatileLaneOf(id);
+    if (lane !== undefined) {
+      this.#settleVolatile(lane, {
+        type: 'nack',
+        at: this.#stamp(),
+        id,
+        leaseId: lane.internalLeaseId(id, leaseId),
+        reason: options.reason,
+        retry: options.retry,
+        ...(options.delayMs === undefined ? {} : { delayMs: options.delayMs }),
+      });
+      return;
+    }
     const result = await this.#submit({
       type: 'nack',
       id,
@@ -198,12 +277,25 @@ export class RaftQueue implements JobQueue {
   async extend(id: string, leaseId: string, leaseMs: number): Promise<{ leaseExpiresAt: number }> {
     validateFenced(id, leaseId);
     checkDuration('leaseMs', leaseMs, false);
+    const lane = this.#volatileLaneOf(id);
+    if (lane !== undefined) {
+      const extended = this.#settleVolatile(lane, {
+        type: 'extend',
+        at: this.#stamp(),
+        id,
+        leaseId: lane.internalLeaseId(id, leaseId),
+        leaseMs,
+      });
+      return { leaseExpiresAt: extended.leaseExpiresAt as number };
+    }
     const result = await this.#submit({ type: 'extend', id, leaseId, leaseMs });
     if (result.rejection) throw rejectionError(result.rejection);
     return { leaseExpiresAt: result.leaseExpiresAt as number };
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
+    const volatile = this.#lane?.machine.get(id);
+    if (volatile !== undefined) return volatile;
     await this.#linearizable();
     return this.#application.machine.get(id);
   }
@@ -213,12 +305,68 @@ export class RaftQueue implements JobQueue {
       throw new RangeError(`limit must be an integer >= 0: got ${limit}`);
     }
     await this.#linearizable();
-    return this.#application.machine.deadLetters(limit);
+    const durable = this.#application.machine.deadLetters(limit);
+    const volatile = this.#lane?.machine.deadLetters(limit) ?? [];
+    if (volatile.length === 0) return durable;
+    // Most recent first, like each lane's own list.
+    return [...durable, ...volatile]
+      .sort((a, b) => (b.finishedAt ?? 0) - (a.finishedAt ?? 0))
+      .slice(0, limit ?? 100);
   }
 
   async stats(): Promise<QueueStats> {
     await this.#linearizable();
-    return this.#application.machine.stats();
+    const durable = this.#application.machine.stats();
+    const lane = this.#lane;
+    return lane === undefined ? durable : mergeStats(durable, lane.machine.stats());
+  }
+
+  /** The token of the current volatile lane (PF_ERR_NOT_LEADER on a follower). */
+  laneToken(): string {
+    this.#assertWritable();
+    return this.#lane!.token;
+  }
+
+  /**
+   * Resolves with the current lane token once it differs from `lane`, or after `waitMs`; rejects
+   * with PF_ERR_NOT_LEADER when this node stops leading (its lane, and `lane`, are gone then).
+   * A client holding volatile jobs keeps one of these open to learn of a leader change at once.
+   */
+  watchLane(lane: string, waitMs: number, signal?: AbortSignal): Promise<string> {
+    checkDuration('waitMs', waitMs, true);
+    try {
+      this.#assertWritable();
+      signal?.throwIfAborted();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const current = this.#lane!.token;
+    if (current !== lane || waitMs === 0) return Promise.resolve(current);
+    return new Promise<string>((resolve, reject) => {
+      const finish = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#laneWatchers.delete(watcher);
+      };
+      const onAbort = () => {
+        finish();
+        reject(signal?.reason);
+      };
+      const watcher: LaneWatcher = {
+        lane,
+        resolve: (token) => {
+          finish();
+          resolve(token);
+        },
+        reject: (error) => {
+          finish();
+          reject(error);
+        },
+      };
+      const timer = setTimeout(() => watcher.resolve(this.#lane?.token ?? lane), waitMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#laneWatchers.add(watcher);
+    });
   }
 
   /** True when this node can take writes now: it is open, healthy and the leader. */
@@ -234,6 +382,8 @@ export class RaftQueue implements JobQueue {
     clearTimeout(this.#tickTimer);
     const closed = new PixelfleetError('PF_ERR_QUEUE_CLOSED', 'the queue is closed');
     this.#waiters.rejectAll(closed);
+    this.#lane = undefined;
+    for (const watcher of [...this.#laneWatchers]) watcher.reject(closed);
     const pending = this.#pending;
     this.#pending = [];
     for (const command of pending) command.reject(closed);
@@ -351,6 +501,7 @@ export class RaftQueue implements JobQueue {
     this.#claimsInFlight++;
     try {
       const result: ClaimApplied = await this.#submit({ type: 'claim', consumer, leaseMs });
+      if (result.job !== undefined) this.#volatileFirst = true;
       return result.job;
     } finally {
       this.#claimsInFlight--;
@@ -358,7 +509,16 @@ export class RaftQueue implements JobQueue {
   }
 
   #serveWaiters(): void {
-    if (this.#closed || !this.#host.leaderCaughtUp) return;
+    if (this.#closed) return;
+    const lane = this.#lane;
+    // Volatile claims settle synchronously: hand them out before any log round trip.
+    while (lane !== undefined && this.#waiters.idleCount > 0 && lane.claimable > 0) {
+      const waiter = this.#waiters.takeFirst()!;
+      const job = this.#claimVolatile(waiter.consumer, waiter.leaseMs);
+      this.#waiters.settle(waiter, job);
+      if (job === undefined) break;
+    }
+    if (!this.#host.leaderCaughtUp) return;
     const machine = this.#application.machine;
     while (this.#waiters.idleCount > 0 && machine.claimable > this.#claimsInFlight) {
       const waiter = this.#waiters.takeFirst()!;
@@ -381,6 +541,18 @@ export class RaftQueue implements JobQueue {
   #leadershipChanged(): void {
     if (this.#closed) return;
     if (!this.#host.isLeader) {
+      if (this.#lane !== undefined) {
+        const lost = this.#lane.machine.stats();
+        this.#lane = undefined;
+        if (lost.depth + lost.inflight > 0) {
+          this.#logger.warn(
+            { queued: lost.depth, inflight: lost.inflight },
+            'stopped leading: the volatile lane (synchronous jobs) is dropped; clients re-send what they wait for',
+          );
+        }
+      }
+      const notLeader = this.#host.notLeaderError();
+      for (const watcher of [...this.#laneWatchers]) watcher.reject(notLeader);
       this.#readyTerm = 0;
       clearTimeout(this.#tickTimer);
       this.#tickTimer = undefined;
@@ -388,6 +560,10 @@ export class RaftQueue implements JobQueue {
       // Waiting claims move to the new leader (the client retries there with what is left of its wait).
       this.#waiters.rejectIdle(this.#host.notLeaderError());
       return;
+    }
+    if (this.#lane === undefined) {
+      this.#lane = new VolatileLane(this.#config);
+      for (const watcher of [...this.#laneWatchers]) watcher.resolve(this.#lane.token);
     }
     this.#stateAdvanced();
   }
@@ -425,10 +601,83 @@ export class RaftQueue implements JobQueue {
     this.#serveWaiters();
   }
 
+  // ---- the volatile lane ----
+
+  /** The volatile lane when it holds `id` (checked first: it answers without the log). */
+  #volatileLaneOf(id: string): VolatileLane | undefined {
+    this.#assertWritable();
+    const lane = this.#lane;
+    return lane?.has(id) ? lane : undefined;
+  }
+
+  /** Applies a command to the volatile lane: no log; wakes waiters and timers as a commit would. */
+  #applyVolatile<C extends QueueCommand>(lane: VolatileLane, command: C): CommandResult<C> {
+    const result = lane.apply(command);
+    if (result.changed) {
+      this.#serveWaiters();
+      this.#scheduleTick();
+    }
+    return result;
+  }
+
+  #settleVolatile<C extends AckCommand | NackCommand | ExtendCommand>(
+    lane: VolatileLane,
+    command: C,
+  ): CommandResult<C> {
+    const result = this.#applyVolatile(lane, command) as SettleApplied | ExtendApplied;
+    if (result.rejection) throw rejectionError(result.rejection);
+    return result as CommandResult<C>;
+  }
+
+  /** A volatile job, when it is the volatile lane's turn (or the durable lane has nothing). */
+  #claimVolatileFirst(consumer: string, leaseMs: number): ClaimedJob | undefined {
+    const lane = this.#lane;
+    if (lane === undefined || lane.claimable === 0) return undefined;
+    const durableIdle =
+      this.#host.leaderCaughtUp && this.#application.machine.claimable <= this.#claimsInFlight;
+    if (!this.#volatileFirst && !durableIdle) return undefined;
+    return this.#claimVolatile(consumer, leaseMs);
+  }
+
+  #claimVolatile(consumer: string, leaseMs: number): ClaimedJob | undefined {
+    const lane = this.#lane;
+    if (lane === undefined) return undefined;
+    const at = this.#stamp();
+    const dueAt = lane.machine.nextDueAt();
+    if (dueAt !== undefined && dueAt <= at) this.#tickVolatile(lane, at);
+    if (lane.claimable === 0) return undefined;
+    const job = lane.apply({ type: 'claim', at, consumer, leaseMs }).job;
+    if (job === undefined) return undefined;
+    // The durable lane's turn next (it is skipped when it has nothing).
+    this.#volatileFirst = false;
+    this.#scheduleTick();
+    return lane.exposed(job);
+  }
+
+  #tickVolatile(lane: VolatileLane, at: number): void {
+    const result = lane.apply({ type: 'tick', at });
+    if (result.redelivered.length > 0 || result.deadLettered.length > 0 || result.expired.length > 0) {
+      this.#logger.info(
+        {
+          redelivered: result.redelivered.length,
+          deadLettered: result.deadLettered.length,
+          expired: result.expired.length,
+        },
+        'synchronous jobs redelivered, dead-lettered or expired',
+      );
+    }
+  }
+
   /** Arms one timer for the next time a tick could change something. Leader only. */
   #scheduleTick(): void {
-    const dueAt = this.#application.machine.nextDueAt({ retentionSlackMs: RETENTION_SLACK_MS });
-    if (dueAt === undefined) return;
+    const slack = { retentionSlackMs: RETENTION_SLACK_MS };
+    const durableDueAt = this.#host.leaderCaughtUp ? this.#application.machine.nextDueAt(slack) : undefined;
+    const volatileDueAt = this.#lane?.machine.nextDueAt(slack);
+    if (durableDueAt === undefined && volatileDueAt === undefined) return;
+    const dueAt = Math.min(
+      durableDueAt ?? Number.POSITIVE_INFINITY,
+      volatileDueAt ?? Number.POSITIVE_INFINITY,
+    );
     if (this.#tickTimer !== undefined && this.#tickDueAt <= dueAt) return;
     clearTimeout(this.#tickTimer);
     const delay = Math.min(Math.max(0, dueAt - this.#clock.now()), MAX_TIMER_DELAY_MS);
@@ -436,7 +685,19 @@ export class RaftQueue implements JobQueue {
     this.#tickTimer = setTimeout(() => {
       this.#tickTimer = undefined;
       this.#tickDueAt = Number.POSITIVE_INFINITY;
-      this.#tickNow();
+      if (this.#closed) return;
+      const lane = this.#lane;
+      if (lane !== undefined) {
+        this.#tickVolatile(lane, this.#stamp());
+        this.#serveWaiters();
+      }
+      // A durable tick is a log entry: only when the durable lane has something due.
+      const durableDueAt = this.#application.machine.nextDueAt(slack);
+      if (this.#host.leaderCaughtUp && durableDueAt !== undefined && durableDueAt <= this.#clock.now()) {
+        this.#tickNow();
+      } else {
+        this.#scheduleTick();
+      }
     }, delay);
     this.#tickTimer.unref();
   }

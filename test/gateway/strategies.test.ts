@@ -71,7 +71,9 @@ test('gateway strategies - smooth weighted round robin gives each its weight per
       set.forEach((candidate) => {
         assert.equal(counts.get(candidate.id) ?? 0, candidate.weight);
       });
-      // Interleaving: a candidate's longest run is at most ceil(w / (total - w + 1)) + 1.
+      // Interleaving: a candidate's longest run is at most ceil(w / (total - w)) + 2 (checked
+      // exhaustively for up to 4 candidates of weight 1..10, and on 200,000 random sets of up to
+      // 8: e.g. weights 10,2,2 give the run a a a a once per cycle).
       set.forEach((candidate) => {
         let run = 0;
         let longest = 0;
@@ -80,7 +82,7 @@ test('gateway strategies - smooth weighted round robin gives each its weight per
           longest = Math.max(longest, run);
         }
         const others = total - candidate.weight;
-        const bound = others === 0 ? total : Math.ceil(candidate.weight / (others + 1)) + 1;
+        const bound = others === 0 ? total : Math.ceil(candidate.weight / others) + 2;
         assert.ok(longest <= bound, `run ${longest} > ${bound} for weights ${weights}`);
       });
     }),

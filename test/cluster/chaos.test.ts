@@ -35,7 +35,10 @@ const leaseMs = 9_000;
 
 interface Fault {
   name: string;
-  /** Only synchronous requests, so the job a worker fault hits has a client waiting for it. */
+  /**
+   * Only synchronous requests, so the job a worker fault hits has a client waiting for it, and
+   * larger outputs (about 0.1 s of converting each) so a signal lands mid-conversion.
+   */
   syncOnly?: boolean;
   /** Runs at faultAtMs; returns what to undo (SIGCONT) and when, if anything. */
   inject(
@@ -77,10 +80,14 @@ async function signalBusyWorker(cluster: LocalCluster, signal: NodeJS.Signals, b
   let index = 1;
   search: while (Date.now() < deadline) {
     for (const [position, pid] of workers.entries()) {
+      // Busy = its CPU time grew over two consecutive 20 ms looks (ticks are 10 ms): mid-job,
+      // not at the tail of one.
       const converters = childPids(pid);
-      const before = converters.map(cpuTicks);
-      await sleep(15);
-      if (converters.some((child, at) => cpuTicks(child) > before[at]!)) {
+      const first = converters.map(cpuTicks);
+      await sleep(20);
+      const second = converters.map(cpuTicks);
+      await sleep(20);
+      if (converters.some((child, at) => second[at]! > first[at]! && cpuTicks(child) > second[at]!)) {
         index = position + 1;
         busy.value = true;
         break search;
@@ -198,7 +205,11 @@ test('cluster chaos - one fault at a time under steady load: yield, p99, recover
         const async = !fault.syncOnly && index % 4 === 3;
         return {
           method: 'POST',
-          path: async ? '/v1/jobs?width=96' : '/v1/resize?width=160',
+          path: async
+            ? '/v1/jobs?width=96'
+            : fault.syncOnly
+              ? '/v1/resize?width=1600&format=webp&quality=70'
+              : '/v1/resize?width=160',
           headers: { ...auth, 'content-type': 'image/jpeg', 'idempotency-key': randomUUID() },
           body,
         };

@@ -132,11 +132,11 @@ export interface FaultReport {
   requests: number;
   /** Share of all requests answered successfully. */
   yield: number;
-  /** Yield of the requests started in the fault window. */
+  /** Yield of the requests in flight during the fault window. */
   yieldDuringFault: number;
-  /** p99 latency of the successful requests started in the fault window. */
+  /** p99 latency of the successful requests in flight during the fault window. */
   p99DuringFaultMs: number;
-  /** p99 latency of the requests started before the fault. */
+  /** p99 latency of the requests answered before the fault. */
   p99BeforeFaultMs: number;
   /** 0 when no request failed after the fault. */
   timeToRecoverMs: number;
@@ -144,7 +144,7 @@ export interface FaultReport {
 }
 
 /**
- * The fault window runs from the fault to `windowEndMs` (default: recovery plus one second, or
+ * The fault window holds the requests in flight between the fault and `windowEndMs` (default: recovery plus one second, or
  * one second after the fault when nothing failed). A fault that only slows requests down (a
  * paused process, a redelivery after a lease) fails nothing: give it a window long enough to
  * see the slow ones.
@@ -160,8 +160,12 @@ export function faultReport(
     ? (samples.find((sample) => sample.startedAt > lastFailure.startedAt)?.startedAt ?? lastFailure.startedAt)
     : faultAtMs;
   const end = windowEndMs ?? Math.max(recoveredAt, faultAtMs) + 1000;
-  const during = samples.filter((sample) => sample.startedAt >= faultAtMs && sample.startedAt <= end);
-  const before = samples.filter((sample) => sample.startedAt < faultAtMs);
+  // In the window: every request in flight at some point of it (one sent just before the fault
+  // and caught by it counts).
+  const during = samples.filter(
+    (sample) => sample.startedAt <= end && sample.startedAt + sample.latencyMs >= faultAtMs,
+  );
+  const before = samples.filter((sample) => sample.startedAt + sample.latencyMs < faultAtMs);
   const failures: Record<string, number> = {};
   for (const sample of failed) {
     const key = sample.status === 0 ? (sample.error ?? 'error') : String(sample.status);

@@ -11,6 +11,7 @@ import { openIdempotencyStore } from '../api/idempotency/index.ts';
 import { Admission, BlobStore, buildApiServer, Completions, registerProblemHandlers } from '../api/index.ts';
 import { TenancyGuard } from '../api/tenancy.ts';
 import type { Config } from '../config/index.ts';
+import { PixelfleetError } from '../errors/index.ts';
 import {
   createRequestAuthenticator,
   EdgeCache,
@@ -48,6 +49,17 @@ export async function startEmbeddedService(
   config: Config,
   options: { logger?: Logger; env?: NodeJS.ProcessEnv } = {},
 ): Promise<EmbeddedService> {
+  // The engines are for the cluster roles; quietly running on SQLite and a local queue when an
+  // operator asked for NATS, Redis or PostgreSQL would be worse than refusing to start.
+  const engine =
+    config.queue !== 'raft' ? '--queue' : config.redis ? '--redis' : config.postgres ? '--postgres' : '';
+  if (engine !== '') {
+    throw new PixelfleetError(
+      'PF_ERR_CONFIG',
+      `${engine}: existing engines are used by the cluster roles (pixelfleet cluster or pixelfleet node); pixelfleet start runs everything embedded`,
+      { extensions: { key: engine } },
+    );
+  }
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });

@@ -16,7 +16,12 @@ import type { Config } from '../config/index.ts';
 import { HeartbeatClient, type MemberAnnouncement, type MemberView } from '../discovery/index.ts';
 import { PixelfleetError } from '../errors/index.ts';
 import { createLogger, createServiceMetrics, type Logger } from '../observability/index.ts';
-import { createRemoteMetrics, RetryBudget } from '../resilience/remote/index.ts';
+import {
+  createRemoteMetrics,
+  type JitterKind,
+  RemotePolicy,
+  RetryBudget,
+} from '../resilience/remote/index.ts';
 import { checkEngineSettings } from './engines/check.ts';
 import { createApiRole } from './roles/api-role.ts';
 import { startGatewayRole } from './roles/gateway-role.ts';
@@ -98,13 +103,23 @@ export async function startClusterNode(config: Config, options: StartNodeOptions
   const observeMembers = (members: MemberView[]) => {
     aliveApiServers = members.filter((member) => member.role === 'api' && member.status === 'alive').length;
   };
+  const remoteMetrics = createRemoteMetrics(metrics.registry);
+  const retryBudget = new RetryBudget();
   const context: NodeContext = {
     config,
     nodeId,
     logger,
     metrics,
-    remoteMetrics: createRemoteMetrics(metrics.registry),
-    retryBudget: new RetryBudget(),
+    remoteMetrics,
+    retryBudget,
+    remotePolicy: (options) =>
+      new RemotePolicy({
+        retryBudget,
+        metrics: remoteMetrics,
+        bulkhead: { maxConcurrent: config.remoteConcurrency },
+        ...options,
+        backoff: { jitter: config.retryJitter as JitterKind, ...options.backoff },
+      }),
     clusterSecret,
     env,
     internalApp,

@@ -259,6 +259,18 @@ export const settings = {
     min: 50,
     doc: 'How often members announce themselves to the registry (suspect after 3 missed, dropped after 6).',
   },
+  retryJitter: {
+    type: 'string',
+    default: 'full',
+    choices: ['none', 'full', 'equal', 'decorrelated'],
+    doc: 'Cluster roles: the jitter of the exponential backoff between retries of a remote call (full: uniform below the ceiling; equal: half fixed, half random; decorrelated: uniform between the base and 3 × the previous delay).',
+  },
+  remoteConcurrency: {
+    type: 'integer',
+    default: 64,
+    min: 1,
+    doc: 'Cluster roles: bulkhead — calls in flight at once per remote dependency (per api server, for workers); one more is refused at once instead of queueing.',
+  },
   gatewayHost: { type: 'string', default: '127.0.0.1', doc: 'Gateway role: address of the public listener.' },
   gatewayPort: {
     type: 'integer',

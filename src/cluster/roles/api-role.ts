@@ -25,7 +25,6 @@ import {
   RemoteCredentialSource,
 } from '../../identity/index.ts';
 import type { JobQueue } from '../../queue/types.ts';
-import { RemotePolicy } from '../../resilience/remote/index.ts';
 import { createLocalJobHost } from '../../service/job-host.ts';
 import { ThroughputMeter } from '../../service/throughput.ts';
 import { openUsageMeter } from '../../usage/usage-meter.ts';
@@ -129,11 +128,9 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
     const source = new RemoteCredentialSource({
       identityUrl,
       clusterSecret: context.clusterSecret,
-      policy: new RemotePolicy({
+      policy: context.remotePolicy({
         dependency: 'identity',
-        retryBudget: context.retryBudget,
-        metrics: context.remoteMetrics,
-        backoff: { initialDelayMs: 25, maxDelayMs: 500, jitter: 'full' },
+        backoff: { initialDelayMs: 25, maxDelayMs: 500 },
         timeout: { minMs: 250, maxMs: 5000, initialMs: 2000 },
       }),
     });
@@ -144,7 +141,7 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
       clusterSecret: context.clusterSecret,
       // Long polls are slow by design: no breaker (a poll that waits is not a failure), a
       // timeout above the poll's wait, one attempt (the bus has its own reconnect backoff).
-      policy: new RemotePolicy({
+      policy: context.remotePolicy({
         dependency: 'identity-changes',
         maxAttempts: 1,
         breaker: false,
@@ -222,10 +219,8 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
           clusterSecret: context.clusterSecret,
           dependency: 'api',
           connections: 4,
-          policy: new RemotePolicy({
+          policy: context.remotePolicy({
             dependency: 'api',
-            retryBudget: context.retryBudget,
-            metrics: context.remoteMetrics,
             timeout: { minMs: 500, maxMs: 10_000, initialMs: 5000 },
           }),
         });

@@ -17,7 +17,6 @@ import {
   registerAdminRoutes,
   registerIdentityInternalRoutes,
 } from '../../identity/index.ts';
-import { RemotePolicy } from '../../resilience/remote/index.ts';
 import { addTotals, emptyTotals } from '../../usage/index.ts';
 import type { UsageBucket, UsageReport } from '../../usage/types.ts';
 import { openClusterIdentityStore } from '../engines/identity.ts';
@@ -63,10 +62,8 @@ export async function startIdentityRole(context: NodeContext): Promise<IdentityR
         clusterSecret: context.clusterSecret,
         dependency: 'api',
         connections: 2,
-        policy: new RemotePolicy({
+        policy: context.remotePolicy({
           dependency: 'api',
-          retryBudget: context.retryBudget,
-          metrics: context.remoteMetrics,
           timeout: { minMs: 500, maxMs: 10_000, initialMs: 5000 },
         }),
       });

@@ -6,7 +6,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config/index.ts';
 import type { MemberRole } from '../../discovery/index.ts';
 import type { Logger, ServiceMetrics } from '../../observability/index.ts';
-import type { RemoteMetrics, RetryBudget } from '../../resilience/remote/index.ts';
+import type {
+  RemoteMetrics,
+  RemotePolicy,
+  RemotePolicyOptions,
+  RetryBudget,
+} from '../../resilience/remote/index.ts';
 
 export type RoleName = 'gateway' | 'api' | 'queue' | 'worker' | 'identity';
 
@@ -35,6 +40,12 @@ export interface NodeContext {
   aliveApiServers: () => number;
   /** The node stops: a role hit a failure it cannot recover from. */
   fatal: (error: unknown) => void;
+  /**
+   * A policy for calls to one remote dependency, with this node's settings filled in: the
+   * configured jitter, a bulkhead of `remoteConcurrency` calls, the shared retry budget and the
+   * remote metrics. `options` add to or override them.
+   */
+  remotePolicy: (options: RemotePolicyOptions) => RemotePolicy;
 }
 
 export interface RoleHandle {

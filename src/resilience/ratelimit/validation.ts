@@ -1,6 +1,7 @@
 /**
- * Option checks shared by the limiters. Bad options are programming errors, so they throw
- * `RangeError` at construction, never at request time.
+ * Option checks of the limiters: the generic ones every resilience component shares, plus the
+ * quota slack and policy names. Bad options are programming errors, so they throw `RangeError`
+ * at construction, never at request time.
  */
 
 /**
@@ -10,26 +11,7 @@
  */
 export const QUOTA_EPSILON = 1e-9;
 
-export function requirePositiveInteger(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new RangeError(`${name} must be a positive integer, got ${String(value)}`);
-  }
-  return value;
-}
-
-export function requirePositiveFinite(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new RangeError(`${name} must be a positive finite number, got ${String(value)}`);
-  }
-  return value;
-}
-
-export function requireNonNegativeFinite(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new RangeError(`${name} must be a non-negative finite number, got ${String(value)}`);
-  }
-  return value;
-}
+export { requireNonNegativeFinite, requirePositiveFinite, requirePositiveInteger } from '../option-checks.ts';
 
 /**
  * Policy names travel in a Structured Field String, which allows printable ASCII only. They also

@@ -25,10 +25,10 @@ import { createLogger, createServiceMetrics, type Logger } from '../observabilit
 import { openEmbeddedQueue } from '../queue/index.ts';
 import { openUsageMeter } from '../usage/usage-meter.ts';
 import { Dispatcher } from '../worker/dispatcher.ts';
-import { type InputFormat, WorkerPool } from '../worker/index.ts';
 import { dispatcherEvents } from './dispatcher-events.ts';
 import { createLocalJobHost } from './job-host.ts';
 import { ThroughputMeter } from './throughput.ts';
+import { configuredWorkerPool } from './worker-pool.ts';
 
 export interface EmbeddedService {
   /** Base URL of the public API, e.g. http://127.0.0.1:8080 */
@@ -115,20 +115,7 @@ export async function startEmbeddedService(
     });
     closers.push(() => idempotency.close());
 
-    const pool = new WorkerPool({
-      size: config.workers,
-      jobTimeoutMs: config.jobTimeout,
-      limits: {
-        allowedFormats: new Set(config.inputFormats as InputFormat[]),
-        maxInputPixels: config.maxInputPixels,
-        maxFrames: config.maxFrames,
-        maxOutputDimension: config.maxOutputDimension,
-      },
-      onEvent: (event) => {
-        if (event.type === 'restart') metrics.workerRestarts.inc({ reason: event.reason });
-        logger.warn({ event }, 'worker event');
-      },
-    });
+    const pool = configuredWorkerPool(config, metrics, logger);
     closers.push(() => pool.close());
     await pool.start();
 

@@ -7,8 +7,8 @@
  */
 import { PixelfleetError } from '../../errors/index.ts';
 import { dispatcherEvents } from '../../service/dispatcher-events.ts';
+import { configuredWorkerPool } from '../../service/worker-pool.ts';
 import { Dispatcher } from '../../worker/dispatcher.ts';
-import { type InputFormat, WorkerPool } from '../../worker/index.ts';
 import { openClusterQueue, queueEngineOf } from '../engines/queue.ts';
 import { RemoteJobHost } from '../worker/remote-job-host.ts';
 import type { NodeContext, RoleHandle } from './types.ts';
@@ -24,20 +24,7 @@ export async function startWorkerRole(context: NodeContext): Promise<RoleHandle>
     });
   }
   const queue = await openClusterQueue(context, 'worker');
-  const pool = new WorkerPool({
-    size: config.workers,
-    jobTimeoutMs: config.jobTimeout,
-    limits: {
-      allowedFormats: new Set(config.inputFormats as InputFormat[]),
-      maxInputPixels: config.maxInputPixels,
-      maxFrames: config.maxFrames,
-      maxOutputDimension: config.maxOutputDimension,
-    },
-    onEvent: (event) => {
-      if (event.type === 'restart') metrics.workerRestarts.inc({ reason: event.reason });
-      logger.warn({ event }, 'worker event');
-    },
-  });
+  const pool = configuredWorkerPool(config, metrics, logger);
   try {
     await pool.start();
   } catch (error) {

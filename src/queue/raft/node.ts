@@ -543,7 +543,11 @@ export class RaftHost {
     this.#ticks++;
     // Every ~250 ms: fail proposals whose fate is unknown for too long (e.g. a deposed leader).
     if (this.#ticks % Math.max(1, Math.round(250 / this.#tickMs)) === 0) this.#expireProposals();
-    this.#schedule();
+    // Most ticks change nothing (a follower counting towards its election timeout): no Ready
+    // loop then. Without a leader the loop runs every tick anyway (#campaignIfAlone lives there).
+    if (this.#core.hasReady() || (this.#role.role === 'follower' && this.#role.leader === null)) {
+      this.#schedule();
+    }
   }
 
   #receive(from: NodeId, payload: Uint8Array): void {

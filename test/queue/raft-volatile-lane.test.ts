@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isPixelfleetError } from '../../src/errors/index.ts';
-import { RaftQueueClient } from '../../src/queue/raft/index.ts';
+import { openRaftQueueNode, RaftQueueClient } from '../../src/queue/raft/index.ts';
 import type { ClaimedJob } from '../../src/queue/types.ts';
-import { waitFor } from '../support/index.ts';
+import { freePort, tempDir, testClusterSecret, waitFor } from '../support/index.ts';
 import { startProcessCluster } from './fixtures/raft-process-cluster.ts';
 
 const syncJob = (id: string) => ({
@@ -93,4 +93,52 @@ test('raft queue - non-durable jobs skip the log and are re-sent after kill -9 o
       isPixelfleetError(error, 'PF_ERR_LEASE_LOST') || isPixelfleetError(error, 'PF_ERR_JOB_NOT_FOUND'),
   );
   t.diagnostic(`re-sent ${api.clientStats().volatileResent} non-durable jobs after the leader's death`);
+});
+
+test('raft queue - the volatile lane alternates with the durable one, merges stats and fences its leases', {
+  timeout: 30_000,
+}, async (t) => {
+  const directory = await tempDir(undefined, 'pixelfleet-raft-');
+  t.after(() => directory.remove());
+  const node = await openRaftQueueNode({
+    id: 'n1',
+    listen: { host: '127.0.0.1', port: await freePort() },
+    peers: {},
+    dataDir: directory.path,
+    clusterSecret: testClusterSecret,
+  });
+  t.after(() => node.close());
+  const queue = node.queue;
+  await waitFor(() => queue.writable(), { timeoutMs: 10_000, message: 'the node to lead' });
+  for (let index = 0; index < 3; index++) {
+    await queue.enqueue({ id: `durable-${index}`, account: 'a', payload: {} });
+    await queue.enqueue(syncJob(`sync-${index}`));
+  }
+  const stats = await queue.stats();
+  assert.equal(stats.depth, 6, 'both lanes count');
+  assert.equal(stats.perAccount.a?.queued, 3, 'volatile jobs are in account acct');
+  const order: string[] = [];
+  const jobs: ClaimedJob[] = [];
+  for (let index = 0; index < 6; index++) {
+    const job = await queue.claim({ consumer: 'w', leaseMs: 30_000 });
+    assert.ok(job);
+    order.push(job.id.split('-')[0]!);
+    jobs.push(job);
+  }
+  assert.deepEqual(order, ['sync', 'durable', 'sync', 'durable', 'sync', 'durable']);
+  const sync = jobs.find((job) => job.id === 'sync-0')!;
+  await assert.rejects(queue.ack(sync.id, 'lease-1'), (error) =>
+    isPixelfleetError(error, 'PF_ERR_LEASE_LOST'),
+  );
+  const extended = await queue.extend(sync.id, sync.leaseId, 60_000);
+  assert.ok(extended.leaseExpiresAt > sync.leaseExpiresAt);
+  await queue.ack(sync.id, sync.leaseId, { done: true });
+  assert.equal((await queue.get(sync.id))?.state, 'succeeded');
+  // A waiting claim is answered by the next volatile enqueue at once.
+  const waiting = queue.claim({ consumer: 'w', leaseMs: 30_000, waitMs: 10_000 });
+  await queue.enqueue(syncJob('sync-late'));
+  assert.equal((await waiting)?.id, 'sync-late');
+  const lane = queue.laneToken();
+  assert.equal(await queue.watchLane('another-lane', 1_000), lane, 'a stale token is answered at once');
+  assert.equal(await queue.watchLane(lane, 50), lane, 'the same lane after the wait');
 });

@@ -87,10 +87,8 @@ test('raft queue - non-durable jobs skip the log and are re-sent after kill -9 o
   assert.ok(api.clientStats().volatileResent >= expected.length);
 
   // The old lease fences nothing on the new leader.
-  await assert.rejects(
-    worker.ack(inHand.id, inHand.leaseId),
-    (error) =>
-      isPixelfleetError(error, 'PF_ERR_LEASE_LOST') || isPixelfleetError(error, 'PF_ERR_JOB_NOT_FOUND'),
+  await assert.rejects(worker.ack(inHand.id, inHand.leaseId), (error) =>
+    isPixelfleetError(error, 'PF_ERR_LEASE_LOST'),
   );
   t.diagnostic(`re-sent ${api.clientStats().volatileResent} non-durable jobs after the leader's death`);
 });
@@ -128,6 +126,9 @@ test('raft queue - the volatile lane alternates with the durable one, merges sta
   assert.deepEqual(order, ['sync', 'durable', 'sync', 'durable', 'sync', 'durable']);
   const sync = jobs.find((job) => job.id === 'sync-0')!;
   await assert.rejects(queue.ack(sync.id, 'lease-1'), (error) =>
+    isPixelfleetError(error, 'PF_ERR_LEASE_LOST'),
+  );
+  await assert.rejects(queue.ack('sync-unknown', 'AAAAAAAAAAAA.lease-1'), (error) =>
     isPixelfleetError(error, 'PF_ERR_LEASE_LOST'),
   );
   const extended = await queue.extend(sync.id, sync.leaseId, 60_000);

@@ -63,7 +63,7 @@ import {
   type QueueApplication,
   type UnstampedCommand,
 } from './queue-application.ts';
-import { mergeStats, VolatileLane } from './volatile-lane.ts';
+import { isVolatileLease, mergeStats, VolatileLane } from './volatile-lane.ts';
 
 /** Jobs are small descriptors; a command this large is a caller bug (image bytes in a payload). */
 const MAX_COMMAND_BYTES = 1024 * 1024;
@@ -227,7 +227,7 @@ export class RaftQueue implements JobQueue {
   async ack(id: string, leaseId: string, outcome?: JobOutcome): Promise<void> {
     validateFenced(id, leaseId);
     validateOutcome(outcome);
-    const lane = this.#volatileLaneOf(id);
+    const lane = this.#volatileLaneOf(id, leaseId);
     if (lane !== undefined) {
       this.#settleVolatile(lane, {
         type: 'ack',
@@ -250,7 +250,7 @@ export class RaftQueue implements JobQueue {
   async nack(id: string, leaseId: string, options: NackOptions): Promise<void> {
     validateFenced(id, leaseId);
     validateNack(options);
-    const lane = this.#volatileLaneOf(id);
+    const lane = this.#volatileLaneOf(id, leaseId);
     if (lane !== undefined) {
       this.#settleVolatile(lane, {
         type: 'nack',
@@ -277,7 +277,7 @@ export class RaftQueue implements JobQueue {
   async extend(id: string, leaseId: string, leaseMs: number): Promise<{ leaseExpiresAt: number }> {
     validateFenced(id, leaseId);
     checkDuration('leaseMs', leaseMs, false);
-    const lane = this.#volatileLaneOf(id);
+    const lane = this.#volatileLaneOf(id, leaseId);
     if (lane !== undefined) {
       const extended = this.#settleVolatile(lane, {
         type: 'extend',
@@ -603,11 +603,22 @@ export class RaftQueue implements JobQueue {
 
   // ---- the volatile lane ----
 
-  /** The volatile lane when it holds `id` (checked first: it answers without the log). */
-  #volatileLaneOf(id: string): VolatileLane | undefined {
+  /**
+   * The volatile lane when it holds `id` (checked first: it answers without the log). A
+   * volatile lease on a job this lane does not hold was granted by an earlier leader's lane:
+   * PF_ERR_LEASE_LOST, as for any lease that is no longer current, without a log entry.
+   */
+  #volatileLaneOf(id: string, leaseId: string): VolatileLane | undefined {
     this.#assertWritable();
     const lane = this.#lane;
-    return lane?.has(id) ? lane : undefined;
+    if (lane?.has(id)) return lane;
+    if (isVolatileLease(leaseId)) {
+      throw new PixelfleetError(
+        'PF_ERR_LEASE_LOST',
+        `the lease on job ${id} was granted by an earlier queue leader, whose synchronous jobs are gone`,
+      );
+    }
+    return undefined;
   }
 
   /** Applies a command to the volatile lane: no log; wakes waiters and timers as a commit would. */

@@ -17,6 +17,14 @@ import type { CommandResult, QueueCommand } from '../commands.ts';
 import { type QueueStateConfig, QueueStateMachine } from '../state-machine.ts';
 import type { ClaimedJob, QueueStats } from '../types.ts';
 
+/** Lease ids the volatile lanes hand out: `<lane token>.<state machine lease id>`. */
+const volatileLeasePattern = /^[A-Za-z0-9_-]{12}\.lease-\d+$/;
+
+/** Whether a lease id was handed out by a volatile lane (this one or an earlier leader's). */
+export function isVolatileLease(leaseId: string): boolean {
+  return volatileLeasePattern.test(leaseId);
+}
+
 export class VolatileLane {
   /** Names this lane: a client that sees another token knows its volatile jobs are gone. */
   readonly token: string;

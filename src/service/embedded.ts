@@ -8,23 +8,28 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import Fastify from 'fastify';
 import { openIdempotencyStore } from '../api/idempotency/index.ts';
-import { Admission, BlobStore, buildApiServer, Completions, registerProblemHandlers } from '../api/index.ts';
-import { TenancyGuard } from '../api/tenancy.ts';
+import { BlobStore, buildApiServer, Completions, registerProblemHandlers } from '../api/index.ts';
 import type { Config } from '../config/index.ts';
 import { PixelfleetError } from '../errors/index.ts';
 import {
-  createRequestAuthenticator,
   EdgeCache,
   ensureAdminToken,
   InProcessChangeBus,
   openIdentityStore,
-  ProgressiveLockout,
   registerAdminRoutes,
 } from '../identity/index.ts';
 import { createLogger, createServiceMetrics, type Logger } from '../observability/index.ts';
 import { openEmbeddedQueue } from '../queue/index.ts';
 import { openUsageMeter } from '../usage/usage-meter.ts';
 import { Dispatcher } from '../worker/dispatcher.ts';
+import {
+  configuredAdmission,
+  configuredTenancy,
+  edgeCacheEvents,
+  setQueueCollectors,
+  startQueueView,
+  startResultSweeper,
+} from './api-wiring.ts';
 import { dispatcherEvents } from './dispatcher-events.ts';
 import { createLocalJobHost } from './job-host.ts';
 import { ThroughputMeter } from './throughput.ts';
@@ -93,13 +98,7 @@ export async function startEmbeddedService(
     const edgeCache = new EdgeCache({
       source: identityStore,
       bus,
-      onEvent: (event) => {
-        metrics.identityCache.inc({ event: event.type });
-        // Availability over consistency: a key verified from a stale entry is logged and counted.
-        if (event.type === 'stale-served' || event.type === 'store-error') {
-          logger.warn({ event: event.type, key: event.key, err: event.error }, 'identity store unreachable');
-        }
-      },
+      onEvent: edgeCacheEvents(metrics, logger),
     });
     closers.push(() => edgeCache.close());
 
@@ -122,29 +121,10 @@ export async function startEmbeddedService(
     const blobs = new BlobStore(dataDir);
     const completions = new Completions();
     const throughput = new ThroughputMeter();
-    const admission = new Admission({
-      maxInflight: config.maxInflight,
-      queueHighWater: config.queueHighWater,
-      accountMaxJobs: config.accountMaxJobs,
-      throughput: () => throughput.perSecond(),
-    });
-    const tenancy = new TenancyGuard({
-      authenticate: createRequestAuthenticator({ edgeCache, lockout: new ProgressiveLockout() }),
-      globalRatePerSecond: config.globalRate,
-      globalBurst: config.globalBurst,
-      conversionsThisMonth: async (accountId, now) => (await usage.monthToDate(accountId, now)).conversions,
-    });
-    const refreshQueueView = async () => {
-      try {
-        admission.observeQueue(await queue.stats());
-      } catch {
-        // Keep the last known figures; readiness reports the queue's health.
-      }
-    };
-    await refreshQueueView();
-    const queueViewTimer = setInterval(refreshQueueView, 100);
-    queueViewTimer.unref();
-    closers.push(() => clearInterval(queueViewTimer));
+    const admission = configuredAdmission(config, throughput);
+    const tenancy = configuredTenancy(config, { edgeCache, usage });
+    const queueView = await startQueueView(queue, admission, 100);
+    closers.push(() => queueView.stop());
 
     const host = createLocalJobHost({ blobs, usage, completions, throughput, metrics, logger });
 
@@ -172,27 +152,11 @@ export async function startEmbeddedService(
       logger,
       workers: () => pool.stats(),
     });
-    metrics.setCollectors({
-      queue: async () => {
-        const stats = await queue.stats();
-        return { depth: stats.depth, inflight: stats.inflight, deadLetters: stats.deadLetters };
-      },
-      workers: () => pool.stats(),
-      inflightRequests: () => admission.inflight,
-    });
+    setQueueCollectors(metrics, queue, admission, () => pool.stats());
 
     dispatcher.start();
     closers.push(() => dispatcher.stop());
-    const sweepTimer = setInterval(
-      () => {
-        blobs
-          .sweepResults(config.resultTtl)
-          .catch((error) => logger.error({ err: error }, 'result sweep failed'));
-      },
-      Math.min(60_000, config.resultTtl),
-    );
-    sweepTimer.unref();
-    closers.push(() => clearInterval(sweepTimer));
+    closers.push(startResultSweeper(blobs, config, logger));
 
     const adminApp = Fastify({ logger: false });
     registerProblemHandlers(adminApp);

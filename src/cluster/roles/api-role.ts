@@ -14,17 +14,18 @@
  */
 import { join } from 'node:path';
 import { openIdempotencyStore } from '../../api/idempotency/index.ts';
-import { Admission, BlobStore, buildApiServer, Completions } from '../../api/index.ts';
-import { TenancyGuard } from '../../api/tenancy.ts';
+import { BlobStore, buildApiServer, Completions } from '../../api/index.ts';
 import { PixelfleetError } from '../../errors/index.ts';
-import {
-  createRequestAuthenticator,
-  EdgeCache,
-  ProgressiveLockout,
-  RemoteChangeBus,
-  RemoteCredentialSource,
-} from '../../identity/index.ts';
+import { EdgeCache, RemoteChangeBus, RemoteCredentialSource } from '../../identity/index.ts';
 import type { JobQueue } from '../../queue/types.ts';
+import {
+  configuredAdmission,
+  configuredTenancy,
+  edgeCacheEvents,
+  setQueueCollectors,
+  startQueueView,
+  startResultSweeper,
+} from '../../service/api-wiring.ts';
 import { createLocalJobHost } from '../../service/job-host.ts';
 import { ThroughputMeter } from '../../service/throughput.ts';
 import { openUsageMeter } from '../../usage/usage-meter.ts';
@@ -159,53 +160,25 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
     edgeCache = new EdgeCache({
       source,
       bus: changes,
-      onEvent: (event) => {
-        metrics.identityCache.inc({ event: event.type });
-        if (event.type === 'stale-served' || event.type === 'store-error') {
-          logger.warn({ event: event.type, key: event.key, err: event.error }, 'identity unreachable');
-        }
-      },
+      onEvent: edgeCacheEvents(metrics, logger),
     });
     closers.push(() => edgeCache?.close());
     await changes.start();
 
-    const admission = new Admission({
-      maxInflight: config.maxInflight,
-      queueHighWater: config.queueHighWater,
-      accountMaxJobs: config.accountMaxJobs,
-      throughput: () => throughput.perSecond(),
-    });
-    const tenancy = new TenancyGuard({
-      authenticate: createRequestAuthenticator({ edgeCache, lockout: new ProgressiveLockout() }),
-      globalRatePerSecond: config.globalRate,
-      globalBurst: config.globalBurst,
+    const admission = configuredAdmission(config, throughput);
+    const tenancy = configuredTenancy(config, {
+      edgeCache,
+      usage,
       ...(redis === undefined ? {} : { limiterStore: redis.limiterStore }),
-      conversionsThisMonth: async (accountId, now) => (await usage.monthToDate(accountId, now)).conversions,
     });
-    let queueAnsweredAt: number | undefined;
-    let refreshing = false;
-    const refreshQueueView = async () => {
-      // A queue in failover may take seconds to answer: never pile up polls behind it.
-      if (refreshing) return;
-      refreshing = true;
-      try {
-        admission.observeQueue(await queue.stats());
-        queueAnsweredAt = Date.now();
-      } catch {
-        // Keep the last known figures; readiness reports the queue's health.
-      } finally {
-        refreshing = false;
-      }
-    };
     // JetStream assembles stats from one API request per stream and per account consumer: poll
     // it less often than the Raft queue, whose leader answers from memory.
-    const queueViewTimer = setInterval(
-      refreshQueueView,
+    const queueView = await startQueueView(
+      queue,
+      admission,
       queueEngineOf(config.queue).kind === 'nats' ? 1000 : 200,
     );
-    queueViewTimer.unref();
-    closers.push(() => clearInterval(queueViewTimer));
-    await refreshQueueView();
+    closers.push(() => queueView.stop());
 
     const resultClients = new Map<string, InternalHttpClient>();
     closers.push(async () => {
@@ -243,7 +216,7 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
       const now = Date.now();
       const identityAt = source.lastSuccessAt;
       return {
-        queueReachable: queueAnsweredAt !== undefined && now - queueAnsweredAt < queueStaleMs,
+        queueReachable: queueView.answeredAt !== undefined && now - queueView.answeredAt < queueStaleMs,
         identityReachable: identityAt !== undefined && now - identityAt < identityStaleMs,
         keyCacheEntries: edgeCache?.stats().entries ?? 0,
         rateLimitBackend: redis === undefined ? 'memory' : redis.limiterStore.lastBackend,
@@ -270,24 +243,8 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
       readiness: () => ({ ready: ready(), checks: checks() }),
       remoteResult,
     });
-    metrics.setCollectors({
-      queue: async () => {
-        const stats = await queue.stats();
-        return { depth: stats.depth, inflight: stats.inflight, deadLetters: stats.deadLetters };
-      },
-      workers: () => ({ size: 0, alive: 0, busy: 0 }),
-      inflightRequests: () => admission.inflight,
-    });
-    const sweepTimer = setInterval(
-      () => {
-        blobs
-          .sweepResults(config.resultTtl)
-          .catch((error) => logger.error({ err: error }, 'result sweep failed'));
-      },
-      Math.min(60_000, config.resultTtl),
-    );
-    sweepTimer.unref();
-    closers.push(() => clearInterval(sweepTimer));
+    setQueueCollectors(metrics, queue, admission, () => ({ size: 0, alive: 0, busy: 0 }));
+    closers.push(startResultSweeper(blobs, config, logger));
 
     await app.listen({ host: config.httpHost, port: config.httpPort });
     const port = portOf(app.server.address());

@@ -100,11 +100,17 @@ export const errorCodes = {
   PF_ERR_TIER_BODY_TOO_LARGE: { status: 413, title: "The request body exceeds the tier's input size limit" },
   // Remote calls between cluster roles (resilience kit) and discovery (401, 502, 503, 504)
   PF_ERR_CIRCUIT_OPEN: { status: 503, title: 'The circuit breaker for this dependency is open; retry later' },
-  PF_ERR_BULKHEAD_FULL: { status: 503, title: 'Too many calls to this dependency are in progress; retry later' },
+  PF_ERR_BULKHEAD_FULL: {
+    status: 503,
+    title: 'Too many calls to this dependency are in progress; retry later',
+  },
   PF_ERR_REMOTE_TIMEOUT: { status: 504, title: 'A call to a cluster dependency timed out' },
   PF_ERR_REMOTE_FAILED: { status: 502, title: 'A cluster dependency failed or answered with an error' },
   PF_ERR_CLUSTER_UNAUTHORIZED: { status: 401, title: 'Missing or invalid cluster secret' },
-  PF_ERR_INPUT_GONE: { status: 410, title: 'The job input is no longer held by the api server that took the request' },
+  PF_ERR_INPUT_GONE: {
+    status: 410,
+    title: 'The job input is no longer held by the api server that took the request',
+  },
   // Gateway (502, 503, 504): errors the load balancer makes itself
   PF_ERR_UPSTREAM_FAILED: { status: 502, title: 'The upstream server failed or closed the connection' },
   PF_ERR_NO_UPSTREAM: { status: 503, title: 'No upstream server is available; retry later' },

@@ -127,7 +127,7 @@ async function handle(
     return;
   }
   if (body === 'aborted') return;
-  exchange.bytesIn = body?.length ?? 0;
+  exchange.bytesIn = body === undefined ? 0 : Array.isArray(body) ? sizeOf(body) : body.length;
 
   const now = Date.now();
   const deadlineAt = readDeadline(request.headers, now) ?? now + settings.defaultDeadlineMs;
@@ -137,6 +137,9 @@ async function handle(
     host: firstValue(request.headers.host),
   });
   headers['x-request-id'] = requestId;
+  // A body kept as its chunks is not concatenated (a copy, and external memory that makes V8 run
+  // full collections at low request rates); undici writes them in turn, framed by this length.
+  if (Array.isArray(body)) headers['content-length'] = String(exchange.bytesIn);
   headers.traceparent = formatTraceparent(trace);
   const replayable = isReplayable(method, request.headers);
   const affinityKey = settings.affinity
@@ -175,7 +178,8 @@ async function handle(
         path: url,
         method: method as Dispatcher.HttpMethod,
         headers: { ...headers, ...deadlineHeaders(deadlineAt, Date.now()) },
-        body: body ?? null,
+        // An array of chunks is replayable (a retry iterates it again); undici writes iterables.
+        body: (body ?? null) as Buffer | null,
         signal: clientGone.signal,
         headersTimeout: remainingMs,
         bodyTimeout: settings.bodyTimeoutMs,
@@ -289,7 +293,7 @@ function relay(
 function readBody(
   request: IncomingMessage,
   limit: number,
-): Promise<Buffer | undefined | 'too-large' | 'aborted'> {
+): Promise<Buffer | Buffer[] | undefined | 'too-large' | 'aborted'> {
   const declared = Number(request.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.resolve('too-large');
   if (request.readableEnded) return Promise.resolve(undefined);
@@ -308,7 +312,7 @@ function readBody(
     };
     const onEnd = () => {
       cleanup();
-      resolve(size === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+      resolve(size === 0 ? undefined : chunks.length === 1 ? chunks[0] : chunks);
     };
     const onAborted = () => {
       cleanup();
@@ -351,6 +355,12 @@ function errorCode(error: unknown): string | undefined {
     current = (current as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+function sizeOf(chunks: readonly Buffer[]): number {
+  let size = 0;
+  for (const chunk of chunks) size += chunk.length;
+  return size;
 }
 
 function firstValue(value: string | string[] | undefined): string | undefined {

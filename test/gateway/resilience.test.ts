@@ -275,3 +275,24 @@ test('gateway resilience - 504 PF_ERR_UPSTREAM_TIMEOUT when the propagated deadl
     },
   );
 });
+
+test('gateway resilience - a large body (many chunks) is replayed byte for byte on the retry', async () => {
+  await withGateway(inert, async (gateway) => {
+    upstreams[0]!.behaviour = 'fail-503';
+    const payload = Buffer.alloc(600 * 1024);
+    for (let index = 0; index < payload.length; index++) payload[index] = (index * 31) % 251;
+    const response = await request(`${gateway.url}/v1/resize`, {
+      method: 'POST',
+      headers: { 'idempotency-key': 'large-body-retry' },
+      body: payload,
+    });
+    await response.body.text();
+    assert.equal(response.statusCode, 200);
+    assert.equal(upstreams[0]!.hits, 1, 'the first attempt was refused');
+    const served = upstreams.find((upstream) => upstream.id === response.headers['x-upstream'])!;
+    assert.notEqual(served.id, 'api-1');
+    assert.equal(served.lastHeaders?.['content-length'], String(payload.length));
+    assert.equal(served.lastHeaders?.['transfer-encoding'], undefined);
+    assert.ok(served.lastBody?.equals(payload), 'the retried body arrived intact');
+  });
+});

@@ -57,7 +57,7 @@ export interface LocalCluster {
   admin(path: string, body?: unknown, method?: string): Promise<Record<string, unknown>>;
   /** Creates an account and a key with every customer scope. */
   issueKey(tier?: string): Promise<{ accountId: string; keyId: string; apiKey: string }>;
-  /** Stops the cluster like Ctrl-C (SIGINT) and resolves with how it exited. */
+  /** Stops the cluster like Ctrl-C (SIGINT to its process group) and resolves with how it exited. */
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -92,6 +92,9 @@ export async function startLocalCluster(
     cwd: repoRoot,
     env: { PATH: process.env.PATH, HOME: process.env.HOME },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, as in a terminal: `stop('SIGINT')` signals the whole group, like
+    // Ctrl-C does.
+    detached: true,
   });
   const logs: Record<string, unknown>[] = [];
   const current = new Map<string, number>();
@@ -144,7 +147,12 @@ export async function startLocalCluster(
   let stopping: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
   const stop = (signal: NodeJS.Signals = 'SIGINT') => {
     stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) {
+        // Ctrl-C reaches every process of the terminal's foreground group; other signals are
+        // sent to the cluster process alone, as `kill <pid>` would.
+        if (signal === 'SIGINT') process.kill(-child.pid!, signal);
+        else child.kill(signal);
+      }
       const result = await exited;
       forget();
       dir.remove();

@@ -100,6 +100,16 @@ test('cluster - end to end through the gateway: sync, async via another api serv
   const everyPid = Object.values(cluster.pids()).flat();
   const exit = await cluster.stop('SIGINT');
   assert.equal(exit.code, 0);
+  // Ctrl-C reached the whole process group, yet each member heard only the supervisor: stopped
+  // once, in order (gateway first, queue last), exit code 0.
+  const stopped = cluster.logs.filter((entry) => entry.msg === 'process stopped');
+  assert.equal(stopped.length, everyPid.length);
+  assert.deepEqual(
+    stopped.filter((entry) => entry.code !== 0).map((entry) => entry.process),
+    [],
+  );
+  assert.equal(String(stopped[0]?.process), 'gateway-1');
+  assert.match(String(stopped.at(-1)?.process), /^queue-/);
   await waitFor(() => everyPid.every((pid) => !alive(pid)), {
     timeoutMs: 5000,
     message: 'every member process is gone',

@@ -136,6 +136,10 @@ export class Supervisor {
       env: spec.env,
       // The IPC channel carries the member's "started" message (see src/cli/node.ts).
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and the
+      // members must hear only the supervisor, which stops them in order (gateway first, queue
+      // last). If the supervisor dies, a member stops when its IPC channel closes.
+      detached: true,
     });
     member.child = child;
     member.startedAt = Date.now();

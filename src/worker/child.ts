@@ -74,5 +74,9 @@ process.on('message', (message: ParentMessage) => {
 
 // The parent went away (exit, crash or close()): nobody will read our results.
 process.on('disconnect', () => process.exit(0));
+// Ctrl-C in a terminal signals the whole foreground process group, this child included. The
+// parent drains its in-flight requests first and then closes the pool, so stopping is its call:
+// dying here would fail (and redo) the very conversions the drain is waiting for.
+process.on('SIGINT', () => {});
 
 send({ type: 'ready', pid: process.pid, rss: process.memoryUsage.rss() });

@@ -138,6 +138,8 @@ export interface ServiceProcess extends ApiTarget {
   /** Pids of the worker child processes. */
   workerPids(): number[];
   kill(signal?: NodeJS.Signals): void;
+  /** Ctrl-C: SIGINT to the whole process group (needs `detached`). */
+  interrupt(): void;
 }
 
 /**
@@ -146,7 +148,13 @@ export interface ServiceProcess extends ApiTarget {
  */
 export async function startProcess(
   argv: string[],
-  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; apiKey?: string } = {},
+  options: {
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    apiKey?: string;
+    /** Its own process group, as in a terminal, so `interrupt()` can play Ctrl-C. */
+    detached?: boolean;
+  } = {},
 ): Promise<ServiceProcess> {
   const argsWithPorts = ['start', '--http-port', '0', '--admin-port', '0', ...argv];
   const child = spawn(nodeBinary, [join(repoRoot, 'src/cli/main.ts'), ...argsWithPorts], {
@@ -158,6 +166,7 @@ export async function startProcess(
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
   });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
@@ -200,6 +209,9 @@ export async function startProcess(
     workerPids: () => childPids(child.pid!),
     kill: (signal = 'SIGKILL') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+    interrupt: () => {
+      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGINT');
     },
   };
 }

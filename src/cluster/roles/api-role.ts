@@ -17,6 +17,7 @@ import { openIdempotencyStore } from '../../api/idempotency/index.ts';
 import { BlobStore, buildApiServer, Completions } from '../../api/index.ts';
 import { PixelfleetError } from '../../errors/index.ts';
 import { EdgeCache, RemoteChangeBus, RemoteCredentialSource } from '../../identity/index.ts';
+import { RaftQueueClient } from '../../queue/raft/index.ts';
 import type { JobQueue } from '../../queue/types.ts';
 import {
   configuredAdmission,
@@ -99,6 +100,10 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
   const completions = new Completions();
   const throughput = new ThroughputMeter();
   const host = createLocalJobHost({ blobs, usage, completions, throughput, metrics, logger });
+  // The Raft client re-sends the sync jobs it still remembers when the queue leader changes (they
+  // live in the leader's memory only); a job whose result has arrived is forgotten at once. The
+  // routes are registered before the queue is opened, hence the late binding.
+  let forgetSettled: ((jobId: string) => void) | undefined;
 
   return {
     prepare() {
@@ -107,6 +112,7 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
         blobs,
         usage,
         clusterSecret: context.clusterSecret,
+        onSettled: (jobId) => forgetSettled?.(jobId),
       });
     },
     async start() {
@@ -125,6 +131,7 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
 
     const queue: JobQueue = await openClusterQueue(context, 'api');
     closers.push(() => queue.close());
+    if (queue instanceof RaftQueueClient) forgetSettled = (jobId) => queue.settled(jobId);
 
     const source = new RemoteCredentialSource({
       identityUrl,
@@ -171,12 +178,12 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
       usage,
       ...(redis === undefined ? {} : { limiterStore: redis.limiterStore }),
     });
-    // JetStream assembles stats from one API request per stream and per account consumer: poll
-    // it less often than the Raft queue, whose leader answers from memory.
     const queueView = await startQueueView(
       queue,
       admission,
-      queueEngineOf(config.queue).kind === 'nats' ? 1000 : 200,
+      // Each poll is a consistent read on the queue (JetStream: one request per stream and per
+      // account consumer); once a second is plenty for backpressure.
+      1000,
     );
     closers.push(() => queueView.stop());
 

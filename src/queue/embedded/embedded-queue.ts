@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { isPixelfleetError, PixelfleetError } from '../../errors/index.ts';
 import { openRecordLog, type RecordLog, type RecordLogStats } from '../../storage/index.ts';
 import type { CommandResult, QueueCommand } from '../commands.ts';
+import { mergeStats } from '../lanes.ts';
 import {
   DEFAULT_MAX_ATTEMPTS,
   DEFAULT_RETENTION_MS,
@@ -557,27 +558,4 @@ export class EmbeddedQueue implements JobQueue {
 function normalised<C extends QueueCommand>(command: C): { command: C; encoded: Buffer } {
   const encoded = encodeCommand(command);
   return { command: decodeCommand(encoded, 'new command') as C, encoded };
-}
-
-/** One view of both lanes, as if they were one queue. */
-function mergeStats(durable: QueueStats, volatile: QueueStats): QueueStats {
-  const perAccount: QueueStats['perAccount'] = { ...durable.perAccount };
-  for (const [account, counts] of Object.entries(volatile.perAccount)) {
-    const known = perAccount[account];
-    perAccount[account] = known
-      ? { queued: known.queued + counts.queued, inflight: known.inflight + counts.inflight }
-      : counts;
-  }
-  return {
-    depth: durable.depth + volatile.depth,
-    inflight: durable.inflight + volatile.inflight,
-    deadLetters: durable.deadLetters + volatile.deadLetters,
-    enqueuedTotal: durable.enqueuedTotal + volatile.enqueuedTotal,
-    ackedTotal: durable.ackedTotal + volatile.ackedTotal,
-    nackedTotal: durable.nackedTotal + volatile.nackedTotal,
-    redeliveredTotal: durable.redeliveredTotal + volatile.redeliveredTotal,
-    expiredTotal: durable.expiredTotal + volatile.expiredTotal,
-    deadLetteredTotal: durable.deadLetteredTotal + volatile.deadLetteredTotal,
-    perAccount,
-  };
 }

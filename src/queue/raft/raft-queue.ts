@@ -34,6 +34,7 @@ import type {
   TickApplied,
 } from '../commands.ts';
 import type { QueueLogger } from '../embedded/index.ts';
+import { mergeStats } from '../lanes.ts';
 import { rejectionError } from '../state-machine.ts';
 import type {
   ClaimedJob,
@@ -63,7 +64,7 @@ import {
   type QueueApplication,
   type UnstampedCommand,
 } from './queue-application.ts';
-import { isVolatileLease, mergeStats, VolatileLane } from './volatile-lane.ts';
+import { isVolatileLease, VolatileLane } from './volatile-lane.ts';
 
 /** Jobs are small descriptors; a command this large is a caller bug (image bytes in a payload). */
 const MAX_COMMAND_BYTES = 1024 * 1024;

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { PixelfleetError } from '../../errors/index.ts';
 import type { CommandResult, QueueCommand } from '../commands.ts';
 import { type QueueStateConfig, QueueStateMachine } from '../state-machine.ts';
-import type { ClaimedJob, QueueStats } from '../types.ts';
+import type { ClaimedJob } from '../types.ts';
 
 /** Lease ids the volatile lanes hand out: `<lane token>.<state machine lease id>`. */
 const volatileLeasePattern = /^[A-Za-z0-9_-]{12}\.lease-\d+$/;
@@ -65,27 +65,4 @@ export class VolatileLane {
     }
     return leaseId.slice(this.#leasePrefix.length);
   }
-}
-
-/** One view of both lanes, as if they were one queue. */
-export function mergeStats(durable: QueueStats, volatile: QueueStats): QueueStats {
-  const perAccount: QueueStats['perAccount'] = { ...durable.perAccount };
-  for (const [account, counts] of Object.entries(volatile.perAccount)) {
-    const known = perAccount[account];
-    perAccount[account] = known
-      ? { queued: known.queued + counts.queued, inflight: known.inflight + counts.inflight }
-      : counts;
-  }
-  return {
-    depth: durable.depth + volatile.depth,
-    inflight: durable.inflight + volatile.inflight,
-    deadLetters: durable.deadLetters + volatile.deadLetters,
-    enqueuedTotal: durable.enqueuedTotal + volatile.enqueuedTotal,
-    ackedTotal: durable.ackedTotal + volatile.ackedTotal,
-    nackedTotal: durable.nackedTotal + volatile.nackedTotal,
-    redeliveredTotal: durable.redeliveredTotal + volatile.redeliveredTotal,
-    expiredTotal: durable.expiredTotal + volatile.expiredTotal,
-    deadLetteredTotal: durable.deadLetteredTotal + volatile.deadLetteredTotal,
-    perAccount,
-  };
 }

@@ -33,8 +33,7 @@ export async function startWorkerRole(context: NodeContext): Promise<RoleHandle>
   }
   const host = new RemoteJobHost({
     clusterSecret: context.clusterSecret,
-    retryBudget: context.retryBudget,
-    metrics: context.remoteMetrics,
+    policy: context.remotePolicy,
     onError: (error, where) =>
       logger.warn({ err: error, ...where }, 'settlement report to the api server failed'),
   });

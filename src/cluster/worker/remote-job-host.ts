@@ -15,7 +15,7 @@
  */
 import { PixelfleetError } from '../../errors/index.ts';
 import type { ClaimedJob } from '../../queue/types.ts';
-import { type RemoteMetrics, RemotePolicy, type RetryBudget } from '../../resilience/remote/index.ts';
+import { RemotePolicy, type RemotePolicyOptions } from '../../resilience/remote/index.ts';
 import type { JobHost, JobOrigin, JobResult, ResizeJobPayload } from '../../worker/dispatcher.ts';
 import {
   type DeliveryDescriptor,
@@ -27,8 +27,11 @@ import { InternalHttpClient } from '../http/index.ts';
 
 export interface RemoteJobHostOptions {
   clusterSecret: string;
-  retryBudget?: RetryBudget;
-  metrics?: RemoteMetrics;
+  /**
+   * Builds the policy for one origin api server (the node's `remotePolicy`: configured jitter,
+   * bulkhead, shared retry budget, metrics). Default: a plain RemotePolicy.
+   */
+  policy?: (options: RemotePolicyOptions) => RemotePolicy;
   /** Connections per api server (default 8). */
   connectionsPerOrigin?: number;
   onError?: (error: unknown, context: { jobId: string; step: string }) => void;
@@ -140,14 +143,12 @@ export class RemoteJobHost implements JobHost {
         clusterSecret: this.#options.clusterSecret,
         dependency: 'api',
         connections: this.#options.connectionsPerOrigin ?? 8,
-        policy: new RemotePolicy({
-          dependency: 'api',
+        policy: (this.#options.policy ?? ((options) => new RemotePolicy(options)))({
+          // Per origin: a dead api server opens its own breaker only, and the breaker gauge says which.
+          dependency: `api:${origin.id}`,
           maxAttempts: 3,
-          backoff: { initialDelayMs: 50, maxDelayMs: 1000, jitter: 'full' },
-          // Per origin: a dead api server opens its own breaker only.
+          backoff: { initialDelayMs: 50, maxDelayMs: 1000 },
           breaker: { windowMs: 10_000, minimumRequests: 20, errorRatio: 0.5, openMs: 5000 },
-          ...(this.#options.retryBudget === undefined ? {} : { retryBudget: this.#options.retryBudget }),
-          ...(this.#options.metrics === undefined ? {} : { metrics: this.#options.metrics }),
           timeout: { minMs: 1000, maxMs: 30_000, initialMs: 10_000 },
         }),
       });

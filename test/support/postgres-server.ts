@@ -24,7 +24,20 @@ import { sleep, waitFor } from './wait-for.ts';
 
 const run = promisify(execFile);
 
-export const postgresBinDir = process.env.PIXELFLEET_POSTGRES_BIN ?? '/usr/lib/postgresql/15/bin';
+/** The newest PostgreSQL server Debian installed (`/usr/lib/postgresql/<major>/bin`). */
+export const postgresBinDir = process.env.PIXELFLEET_POSTGRES_BIN ?? newestDebianPostgres();
+
+function newestDebianPostgres(): string {
+  const root = '/usr/lib/postgresql';
+  let majors: string[] = [];
+  try {
+    majors = readdirSync(root).filter((name) => /^\d+$/.test(name));
+  } catch {
+    // Not installed: the first start fails and names the directory it looked in.
+  }
+  const newest = majors.sort((a, b) => Number(b) - Number(a))[0] ?? '15';
+  return join(root, newest, 'bin');
+}
 
 export interface PostgresServerOptions {
   /** A test context (or suite): `stop()` is registered on its `after` hook. */

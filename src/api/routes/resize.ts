@@ -5,6 +5,7 @@
  */
 import { hash, randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { readDeadline } from '../../resilience/remote/index.ts';
 import type { ResizeOutcome } from '../../worker/dispatcher.ts';
 import type { ApiDependencies } from '../context.ts';
 import { respondIdempotently } from './idempotent.ts';
@@ -38,9 +39,12 @@ export function registerResizeRoutes(app: FastifyInstance, deps: ApiDependencies
       admission.checkQueue();
       const id = randomUUID();
       request.facts.jobId = id;
-      const deadline = Date.now() + config.syncTimeout;
+      // The caller's remaining budget (Pixelfleet-Deadline, set by the gateway or a client) caps
+      // our own: nobody converts an image its caller has stopped waiting for.
+      const now = Date.now();
+      const deadline = Math.min(now + config.syncTimeout, readDeadline(request.headers, now) ?? Infinity);
       await blobs.putInput(id, body, 'memory');
-      const done = completions.wait(id, config.syncTimeout);
+      const done = completions.wait(id, Math.max(0, deadline - now));
       try {
         // Nobody asks about a sync job once it is answered: keep its record only briefly.
         await queue.enqueue({

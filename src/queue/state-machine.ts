@@ -601,7 +601,7 @@ export class QueueStateMachine {
 
   get(id: string): JobRecord | undefined {
     const job = this.#slots.get(id)?.job;
-    return job === undefined ? undefined : toRecord(job);
+    return job === undefined ? undefined : publicJobRecord(job);
   }
 
   /** Dead-lettered jobs, most recent first. */
@@ -609,7 +609,7 @@ export class QueueStateMachine {
     const all = [...this.#deadLetters.values()];
     const records: JobRecord[] = [];
     for (let index = all.length - 1; index >= 0 && records.length < limit; index--) {
-      records.push(toRecord(all[index]!));
+      records.push(publicJobRecord(all[index]!));
     }
     return records;
   }
@@ -840,7 +840,11 @@ function plus(time: number | undefined, ms: number): number | undefined {
   return time === undefined ? undefined : time + ms;
 }
 
-function toRecord(job: Job): JobRecord {
+/**
+ * The public view of a job: the `JobRecord` fields only (no lease internals), absent optional
+ * fields left out. Shared by every queue implementation that keeps richer job state.
+ */
+export function publicJobRecord(job: JobRecord): JobRecord {
   const record: JobRecord = {
     id: job.id,
     account: job.account,

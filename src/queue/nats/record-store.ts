@@ -11,8 +11,10 @@
  * random writer token: when a write's reply is lost and its retry meets a changed revision, the
  * token says whether the change was our own.
  */
+
 import { randomUUID } from 'node:crypto';
 import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { publicJobRecord } from '../state-machine.ts';
 import type { JobRecord } from '../types.ts';
 import { type QueueResourceNames, recordSubject } from './names.ts';
 import { type RetryPolicy, withRetry } from './retry.ts';
@@ -124,22 +126,7 @@ export class JobRecordStore {
 
 /** The public view of a stored job: no lease internals. */
 export function toJobRecord(job: StoredJob): JobRecord {
-  const record: JobRecord = {
-    id: job.id,
-    account: job.account,
-    state: job.state,
-    payload: job.payload,
-    attempts: job.attempts,
-    maxAttempts: job.maxAttempts,
-    enqueuedAt: job.enqueuedAt,
-  };
-  if (job.claimedAt !== undefined) record.claimedAt = job.claimedAt;
-  if (job.firstClaimedAt !== undefined) record.firstClaimedAt = job.firstClaimedAt;
-  if (job.finishedAt !== undefined) record.finishedAt = job.finishedAt;
-  if (job.lastError !== undefined) record.lastError = job.lastError;
-  if (job.outcome !== undefined) record.outcome = job.outcome;
-  if (job.deadline !== undefined) record.deadline = job.deadline;
-  return record;
+  return publicJobRecord(job);
 }
 
 export function isFinished(job: StoredJob): boolean {

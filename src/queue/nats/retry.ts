@@ -8,6 +8,7 @@
  */
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { PixelfleetError } from '../../errors/index.ts';
+import { sleep } from '../../resilience/remote/index.ts';
 
 export interface RetryPolicy {
   requestTimeoutMs: number;
@@ -71,22 +72,4 @@ export async function withRetry<T>(
       await sleep(delay, policy.closed);
     }
   }
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -24,8 +24,10 @@
  *   too: its worker still delivers the result (the ack is refused), and the copy finds its input
  *   gone or is converted twice and metered once (metering deduplicates by job id).
  */
+
 import { connect, type Socket } from 'node:net';
 import { isPixelfleetError, PixelfleetError } from '../../errors/index.ts';
+import { sleep } from '../../resilience/remote/index.ts';
 import type {
   ClaimedJob,
   ClaimRequest,
@@ -646,18 +648,4 @@ export class RaftQueueClient implements JobQueue {
         return undefined;
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

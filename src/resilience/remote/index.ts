@@ -28,6 +28,7 @@ export {
   type RemotePolicyOptions,
 } from './remote-policy.ts';
 export { RetryBudget, type RetryBudgetOptions } from './retry-budget.ts';
+export { sleep } from './sleep.ts';
 export {
   errorFromResponse,
   isDependencyFailure,

@@ -14,6 +14,7 @@
  * PixelfleetError PF_ERR_CIRCUIT_OPEN / PF_ERR_BULKHEAD_FULL / PF_ERR_DEADLINE_EXCEEDED (with
  * the last error as `cause`), or the caller's abort reason.
  */
+
 import { PixelfleetError } from '../../errors/index.ts';
 import { AdaptiveTimeout, type LatencyTrackerOptions } from './adaptive-timeout.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
@@ -22,6 +23,7 @@ import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts
 import { deadlineHeaders } from './deadline.ts';
 import { breakerStateValue, type RemoteCallOutcome, type RemoteMetrics } from './metrics.ts';
 import type { RetryBudget } from './retry-budget.ts';
+import { sleep } from './sleep.ts';
 import { isDependencyFailure, isTransientError, neverReachedServer } from './transient.ts';
 import { requirePositiveInteger } from './validation.ts';
 
@@ -65,24 +67,6 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
 }
 
-function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 export class RemotePolicy {
   readonly dependency: string;
   readonly maxAttempts: number;
@@ -103,7 +87,7 @@ export class RemotePolicy {
     this.dependency = options.dependency;
     this.maxAttempts = requirePositiveInteger('maxAttempts', options.maxAttempts ?? 3);
     this.#now = options.now ?? Date.now;
-    this.#sleep = options.sleep ?? defaultSleep;
+    this.#sleep = options.sleep ?? sleep;
     this.#backoff = new Backoff(options.backoff);
     this.timeout = new AdaptiveTimeout(options.timeout);
     this.bulkhead =

@@ -24,6 +24,7 @@
  * only reclaim memory when nobody sweeps. Durability is Redis's: without AOF a Redis restart
  * forgets the keys, and a retried request then runs again (safe for a resize; billed again).
  */
+
 import { randomUUID } from 'node:crypto';
 import { RESP_TYPES } from 'redis';
 import { PixelfleetError } from '../../errors/index.ts';
@@ -33,6 +34,13 @@ import { type RedisCommander, redisUnavailable } from '../../resilience/ratelimi
 import { RedisScript } from '../../resilience/ratelimit/redis/redis-script.ts';
 import { assertIdempotencyKey } from './key.ts';
 import { entryOverheadBytes } from './sqlite-store.ts';
+import {
+  assertNonEmpty,
+  assertResponse,
+  assertTime,
+  nonNegativeInteger,
+  positiveInteger,
+} from './store-checks.ts';
 import type { BeginResult, IdempotencyStore, StoredResponse, SweepResult } from './types.ts';
 
 export interface RedisIdempotencyStoreOptions {
@@ -181,38 +189,6 @@ return { expired, evicted, #due }
 `);
 
 const binaryReplies = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } };
-
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  }
-  return value;
-}
-
-function nonNegativeInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`${name} must be a non-negative integer, got ${value}`);
-  }
-  return value;
-}
-
-function assertNonEmpty(name: string, value: unknown): asserts value is string {
-  if (typeof value !== 'string' || value === '') throw new RangeError(`${name} must be a non-empty string`);
-}
-
-function assertTime(name: string, value: number): void {
-  if (!Number.isFinite(value)) throw new RangeError(`${name} must be a finite epoch-ms time, got ${value}`);
-}
-
-function assertResponse(response: StoredResponse): void {
-  if (!Number.isInteger(response.status) || response.status < 100 || response.status > 599) {
-    throw new RangeError(`response.status must be an HTTP status, got ${response.status}`);
-  }
-  if (!(response.body instanceof Uint8Array)) throw new RangeError('response.body must be a Buffer');
-  for (const [name, value] of Object.entries(response.headers)) {
-    if (typeof value !== 'string') throw new RangeError(`response header ${name} must be a string`);
-  }
-}
 
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

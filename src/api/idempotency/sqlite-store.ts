@@ -17,6 +17,7 @@
  *   the last moments of completions; the cost is a re-run on retry, never a wrong replay, and it
  *   saves an fsync on every request.
  */
+
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
@@ -25,6 +26,13 @@ import { isPixelfleetError, PixelfleetError } from '../../errors/index.ts';
 import { applyMigrations, openSqliteDatabase } from '../../storage/index.ts';
 import { assertIdempotencyKey } from './key.ts';
 import { idempotencyMigrations } from './sqlite-schema.ts';
+import {
+  assertNonEmpty,
+  assertResponse,
+  assertTime,
+  nonNegativeInteger,
+  positiveInteger,
+} from './store-checks.ts';
 import type { BeginResult, IdempotencyStore, StoredResponse, SweepResult } from './types.ts';
 
 export interface SqliteIdempotencyStoreOptions {
@@ -63,38 +71,6 @@ const defaults = {
 
 /** Rows deleted per sweep transaction, so a large sweep never holds the write lock for long. */
 const sweepBatch = 500;
-
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  }
-  return value;
-}
-
-function nonNegativeInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`${name} must be a non-negative integer, got ${value}`);
-  }
-  return value;
-}
-
-function assertNonEmpty(name: string, value: unknown): asserts value is string {
-  if (typeof value !== 'string' || value === '') throw new RangeError(`${name} must be a non-empty string`);
-}
-
-function assertTime(name: string, value: number): void {
-  if (!Number.isFinite(value)) throw new RangeError(`${name} must be a finite epoch-ms time, got ${value}`);
-}
-
-function assertResponse(response: StoredResponse): void {
-  if (!Number.isInteger(response.status) || response.status < 100 || response.status > 599) {
-    throw new RangeError(`response.status must be an HTTP status, got ${response.status}`);
-  }
-  if (!(response.body instanceof Uint8Array)) throw new RangeError('response.body must be a Buffer');
-  for (const [name, value] of Object.entries(response.headers)) {
-    if (typeof value !== 'string') throw new RangeError(`response header ${name} must be a string`);
-  }
-}
 
 function asBuffer(value: unknown): Buffer {
   const bytes = value as Uint8Array;

@@ -16,7 +16,13 @@ export {
   SqliteIdempotencyStore,
   type SqliteIdempotencyStoreOptions,
 } from './sqlite-store.ts';
-export type { BeginResult, IdempotencyStore, StoredResponse, SweepResult } from './types.ts';
+export type {
+  BeginResult,
+  IdempotencyStore,
+  IdempotencyStoreSettings,
+  StoredResponse,
+  SweepResult,
+} from './types.ts';
 export {
   defaultLeaseSlackMs,
   type IdempotentOutcome,

@@ -41,34 +41,26 @@ import {
   nonNegativeInteger,
   positiveInteger,
 } from './store-checks.ts';
-import type { BeginResult, IdempotencyStore, StoredResponse, SweepResult } from './types.ts';
+import type {
+  BeginResult,
+  IdempotencyStore,
+  IdempotencyStoreSettings,
+  StoredResponse,
+  SweepResult,
+} from './types.ts';
 
-export interface RedisIdempotencyStoreOptions {
+export interface RedisIdempotencyStoreOptions extends IdempotencyStoreSettings {
   /** A node-redis client or pool (see `openRedisConnection`). */
   redis: RedisCommander;
   /** Called once by `close()`, e.g. to close a connection this store was given to own. */
   release?: () => Promise<void>;
   /** First part of every key (default `pixelfleet:idempotency`). */
   prefix?: string;
-  /** How long a completed response is replayable, counted from `begin` (ms). Default 24 h. */
-  retentionMs?: number;
-  /** Lease of an in-progress marker when `begin` is not given one (ms). Default 60 s. */
-  defaultLeaseMs?: number;
-  /** Byte budget for stored responses (bodies, headers, keys, per-entry overhead). Default 256 MiB. */
-  maxStoredBytes?: number;
-  /** How often this store sweeps (ms); 0 disables the timer. Default 60 s. */
-  sweepIntervalMs?: number;
-  /** Epoch-ms clock for the periodic sweep only; every other method is given the time. */
-  clock?: () => number;
   /**
    * Redis keeps an entry this long past its logical end before its TTL removes it (ms), so a
    * caller clock a little ahead of real time never loses an entry early. Default 60 s.
    */
   expirySlackMs?: number;
-  /** Source of claim tokens; must not repeat. Default `crypto.randomUUID`. */
-  newToken?: () => string;
-  /** Told about a failed periodic sweep (the next one retries). Default: ignored. */
-  onSweepError?: (error: unknown) => void;
 }
 
 const defaults = {

@@ -33,30 +33,19 @@ import {
   nonNegativeInteger,
   positiveInteger,
 } from './store-checks.ts';
-import type { BeginResult, IdempotencyStore, StoredResponse, SweepResult } from './types.ts';
+import type {
+  BeginResult,
+  IdempotencyStore,
+  IdempotencyStoreSettings,
+  StoredResponse,
+  SweepResult,
+} from './types.ts';
 
-export interface SqliteIdempotencyStoreOptions {
+export interface SqliteIdempotencyStoreOptions extends IdempotencyStoreSettings {
   /** Path of the database file, or `:memory:` (tests of a single store only). */
   path: string;
-  /** How long a completed response is replayable, counted from `begin` (ms). Default 24 h. */
-  retentionMs?: number;
-  /** Lease of an in-progress marker when `begin` is not given one (ms). Default 60 s. */
-  defaultLeaseMs?: number;
-  /**
-   * Byte budget for everything stored (bodies, headers, keys, plus a fixed per-entry overhead).
-   * Bounds the disk a burst of large responses can take. Default 256 MiB.
-   */
-  maxStoredBytes?: number;
-  /** How often the store sweeps itself (ms); 0 disables the timer. Default 60 s. */
-  sweepIntervalMs?: number;
-  /** Epoch-ms clock for the periodic sweep only; every other method is given the time. */
-  clock?: () => number;
   /** How long a write waits for another process's write lock before failing (ms). Default 5 s. */
   busyTimeoutMs?: number;
-  /** Source of claim tokens; must not repeat. Default `crypto.randomUUID`. */
-  newToken?: () => string;
-  /** Told about a failed periodic sweep (the next one retries). Default: ignored. */
-  onSweepError?: (error: unknown) => void;
 }
 
 /** Counted per entry on top of its strings and body: row header, index entries, token. */

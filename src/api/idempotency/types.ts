@@ -70,3 +70,24 @@ export interface IdempotencyStore {
   /** Release connections and timers. Idempotent. */
   close(): Promise<void>;
 }
+
+/** Settings every idempotency store takes, whatever holds its entries. */
+export interface IdempotencyStoreSettings {
+  /** How long a completed response is replayable, counted from `begin` (ms). Default 24 h. */
+  retentionMs?: number;
+  /** Lease of an in-progress marker when `begin` is not given one (ms). Default 60 s. */
+  defaultLeaseMs?: number;
+  /**
+   * Byte budget for everything stored (bodies, headers, keys, plus a fixed per-entry overhead).
+   * Bounds the space a burst of large responses can take. Default 256 MiB.
+   */
+  maxStoredBytes?: number;
+  /** How often the store sweeps itself (ms); 0 disables the timer. Default 60 s. */
+  sweepIntervalMs?: number;
+  /** Epoch-ms clock for the periodic sweep only; every other method is given the time. */
+  clock?: () => number;
+  /** Source of claim tokens; must not repeat. Default `crypto.randomUUID`. */
+  newToken?: () => string;
+  /** Told about a failed periodic sweep (the next one retries). Default: ignored. */
+  onSweepError?: (error: unknown) => void;
+}

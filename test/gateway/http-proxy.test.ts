@@ -3,10 +3,9 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { request } from 'undici';
-import { type Gateway, type GatewayOptions, startGateway } from '../../src/gateway/index.ts';
-import { startUpstreams, type TestUpstream } from './upstream-servers.ts';
+import type { Gateway, GatewayOptions } from '../../src/gateway/index.ts';
+import { startUpstreams, type TestUpstream, withGateway as withGatewayOn } from './upstream-servers.ts';
 
-const silent = pino({ level: 'silent' });
 let upstreams: TestUpstream[];
 
 before(async () => {
@@ -16,24 +15,8 @@ after(async () => {
   await Promise.all(upstreams.map((upstream) => upstream.close()));
 });
 
-async function withGateway(options: Partial<GatewayOptions>, body: (gateway: Gateway) => Promise<void>) {
-  const gateway = await startGateway({
-    host: '127.0.0.1',
-    port: 0,
-    controlHost: '127.0.0.1',
-    controlPort: 0,
-    clusterSecret: 'test-secret',
-    logger: silent,
-    defaultMetrics: false,
-    healthCheck: false,
-    upstreams: upstreams.map((upstream) => ({ id: upstream.id, url: upstream.url })),
-    ...options,
-  });
-  try {
-    await body(gateway);
-  } finally {
-    await gateway.close();
-  }
+function withGateway(options: Partial<GatewayOptions>, body: (gateway: Gateway) => Promise<void>) {
+  return withGatewayOn(upstreams, { strategy: 'least-time', ...options }, body);
 }
 
 function resetHits() {

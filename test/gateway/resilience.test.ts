@@ -1,17 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, test } from 'node:test';
-import { pino } from 'pino';
 import { request } from 'undici';
-import {
-  type Gateway,
-  type GatewayOptions,
-  type GatewayStatus,
-  startGateway,
-} from '../../src/gateway/index.ts';
+import type { Gateway, GatewayOptions, GatewayStatus } from '../../src/gateway/index.ts';
 import { waitFor } from '../support/index.ts';
-import { refusedPort, startUpstreams, type TestUpstream } from './upstream-servers.ts';
+import {
+  refusedPort,
+  startUpstreams,
+  type TestUpstream,
+  withGateway as withGatewayOn,
+} from './upstream-servers.ts';
 
-const silent = pino({ level: 'silent' });
 let upstreams: TestUpstream[];
 
 before(async () => {
@@ -34,25 +32,8 @@ const inert: Partial<GatewayOptions> = {
   outlierDetection: { consecutiveFailures: 1_000_000 },
 };
 
-async function withGateway(options: Partial<GatewayOptions>, body: (gateway: Gateway) => Promise<void>) {
-  const gateway = await startGateway({
-    host: '127.0.0.1',
-    port: 0,
-    controlHost: '127.0.0.1',
-    controlPort: 0,
-    clusterSecret: 'test-secret',
-    logger: silent,
-    defaultMetrics: false,
-    healthCheck: false,
-    strategy: 'round-robin',
-    upstreams: upstreams.map((upstream) => ({ id: upstream.id, url: upstream.url })),
-    ...options,
-  });
-  try {
-    await body(gateway);
-  } finally {
-    await gateway.close();
-  }
+function withGateway(options: Partial<GatewayOptions>, body: (gateway: Gateway) => Promise<void>) {
+  return withGatewayOn(upstreams, options, body);
 }
 
 async function send(gateway: Gateway, method = 'GET', headers: Record<string, string> = {}) {

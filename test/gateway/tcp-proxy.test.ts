@@ -2,12 +2,15 @@ import assert from 'node:assert/strict';
 import { get } from 'node:http';
 import { connect, createServer, type Server } from 'node:net';
 import { after, before, test } from 'node:test';
-import { pino } from 'pino';
-import { type Gateway, type GatewayOptions, startGateway } from '../../src/gateway/index.ts';
+import type { Gateway, GatewayOptions } from '../../src/gateway/index.ts';
 import { waitFor } from '../support/index.ts';
-import { refusedPort, startUpstreams, type TestUpstream } from './upstream-servers.ts';
+import {
+  refusedPort,
+  startUpstreams,
+  type TestUpstream,
+  withGateway as withGatewayOn,
+} from './upstream-servers.ts';
 
-const silent = pino({ level: 'silent' });
 let upstreams: TestUpstream[];
 
 before(async () => {
@@ -17,25 +20,8 @@ after(async () => {
   await Promise.all(upstreams.map((upstream) => upstream.close()));
 });
 
-async function withGateway(options: Partial<GatewayOptions>, body: (gateway: Gateway) => Promise<void>) {
-  const gateway = await startGateway({
-    host: '127.0.0.1',
-    port: 0,
-    controlHost: '127.0.0.1',
-    controlPort: 0,
-    mode: 'tcp',
-    clusterSecret: 'test-secret',
-    logger: silent,
-    defaultMetrics: false,
-    healthCheck: false,
-    strategy: 'round-robin',
-    ...options,
-  });
-  try {
-    await body(gateway);
-  } finally {
-    await gateway.close();
-  }
+function withGateway(options: Partial<GatewayOptions>, body: (gateway: Gateway) => Promise<void>) {
+  return withGatewayOn(upstreams, { mode: 'tcp', upstreams: [], ...options }, body);
 }
 
 /** One HTTP request on its own TCP connection (so every request is a new proxied connection). */

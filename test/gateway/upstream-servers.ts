@@ -3,8 +3,11 @@
  * the last request's headers and body, and answers according to a behaviour the test switches
  * at will (ok, 500, 503 with or without Retry-After, slow, not ready).
  */
+
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { type Gateway, type GatewayOptions, startGateway } from '../../src/gateway/index.ts';
 
 export type Behaviour = 'ok' | 'fail-500' | 'fail-502' | 'fail-503' | 'shed-503' | 'slow' | 'reset';
 
@@ -109,4 +112,35 @@ export async function refusedPort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+const silent = pino({ level: 'silent' });
+
+/**
+ * Runs `body` against a gateway on loopback with test defaults (silent log, no default metrics,
+ * no active health checks, round robin, the given upstreams as static ones), then closes it.
+ */
+export async function withGateway(
+  upstreams: readonly TestUpstream[],
+  options: Partial<GatewayOptions>,
+  body: (gateway: Gateway) => Promise<void>,
+): Promise<void> {
+  const gateway = await startGateway({
+    host: '127.0.0.1',
+    port: 0,
+    controlHost: '127.0.0.1',
+    controlPort: 0,
+    clusterSecret: 'test-secret',
+    logger: silent,
+    defaultMetrics: false,
+    healthCheck: false,
+    strategy: 'round-robin',
+    upstreams: upstreams.map((upstream) => ({ id: upstream.id, url: upstream.url })),
+    ...options,
+  });
+  try {
+    await body(gateway);
+  } finally {
+    await gateway.close();
+  }
 }

@@ -19,6 +19,8 @@ export interface QueueUnderTest {
 
 const LEASE_MS = 300;
 const WAIT_MS = 5_000;
+/** For tests of claim order, which hold every lease until the end. */
+const ORDER_LEASE_MS = 30_000;
 
 export function runQueueContract(name: string, open: () => Promise<QueueUnderTest>): void {
   async function withQueue(body: (queue: JobQueue, ids: (label: string) => string) => Promise<void>) {
@@ -98,7 +100,11 @@ export function runQueueContract(name: string, open: () => Promise<QueueUnderTes
         const order = ['1', '2', '3', '4', '5'].map(ids);
         for (const id of order) await queue.enqueue(job(id));
         const claimed: string[] = [];
-        for (let next = await claim(queue); next; next = await claim(queue)) claimed.push(next.id);
+        // Leases long enough that none runs out while the loop claims (a slow machine, a remote
+        // queue): this test is about order, and a redelivery would claim a job twice.
+        const hold = { leaseMs: ORDER_LEASE_MS };
+        for (let next = await claim(queue, hold); next; next = await claim(queue, hold))
+          claimed.push(next.id);
         assert.deepEqual(claimed, order);
       }));
 
@@ -109,7 +115,9 @@ export function runQueueContract(name: string, open: () => Promise<QueueUnderTes
         await queue.enqueue(job(ids('quiet-1'), 'quiet'));
         await queue.enqueue(job(ids('rare-0'), 'rare'));
         const accounts: string[] = [];
-        for (let next = await claim(queue); next; next = await claim(queue)) accounts.push(next.account);
+        const hold = { leaseMs: ORDER_LEASE_MS };
+        for (let next = await claim(queue, hold); next; next = await claim(queue, hold))
+          accounts.push(next.account);
         assert.equal(accounts.length, 7);
         assert.deepEqual(new Set(accounts.slice(0, 3)), new Set(['busy', 'quiet', 'rare']));
         assert.deepEqual(new Set(accounts.slice(3, 5)), new Set(['busy', 'quiet']));

@@ -411,9 +411,10 @@ export class NatsJobQueue implements JobQueue {
         let queued = count;
         let leased = 0;
         try {
-          const consumer = await this.#manager.consumers.info(
-            this.#names.jobsStream,
-            accountConsumerName(token),
+          // A consumer created a moment ago may not have its R3 leader yet: its info request times
+          // out like any other JetStream call during an election, so it retries the same way.
+          const consumer = await withRetry(this.#retry, 'reading an account consumer', () =>
+            this.#manager.consumers.info(this.#names.jobsStream, accountConsumerName(token)),
           );
           // Undelivered, and delivered but unsettled (a nak'd job waiting out its delay counts here).
           queued = consumer.num_pending;

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { serviceNodeFlags } from '../src/cli/node-flags.ts';
 import { issueTestKey, testAdminToken } from '../test/service/harness.ts';
 import { closedLoop as load } from './closed-loop.ts';
 import { openLoop } from './open-loop.ts';
@@ -101,6 +102,7 @@ async function main(): Promise<void> {
   const service = spawn(
     process.execPath,
     [
+      ...serviceNodeFlags,
       join(repo, 'src/cli/main.ts'),
       'start',
       '--http-port',

@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serviceNodeFlags } from '../cli/node-flags.ts';
 import type { Logger } from '../observability/index.ts';
 import { checkEngineSettings } from './engines/check.ts';
 import { queueEngineOf } from './engines/queue.ts';
@@ -160,6 +161,7 @@ export async function startLocalRegion(options: LocalRegionOptions): Promise<Loc
     role,
     stopGroup,
     args: [
+      ...serviceNodeFlags,
       mainScript,
       'node',
       '--roles',

@@ -132,7 +132,7 @@ export async function startEmbeddedService(
       queue,
       converter: pool,
       host,
-      concurrency: config.workers,
+      concurrency: pool.capacity,
       jobTimeoutMs: config.jobTimeout,
       consumerName: `embedded-${process.pid}`,
       onError: (error) => logger.error({ err: error }, 'dispatcher error'),

@@ -10,6 +10,8 @@ export function configuredWorkerPool(config: Config, metrics: ServiceMetrics, lo
   return new WorkerPool({
     size: config.workers,
     jobTimeoutMs: config.jobTimeout,
+    // Each child gets its next input while it converts, so it never waits on the parent.
+    prefetch: 1,
     limits: {
       allowedFormats: new Set(config.inputFormats as InputFormat[]),
       maxInputPixels: config.maxInputPixels,

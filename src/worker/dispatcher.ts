@@ -1,8 +1,9 @@
 /**
  * The worker role's main loop: claim a job from the queue (load levelling: workers pull at the
  * pace they can convert), fetch its input from the api role that holds it, convert it in a
- * worker process, hand the result back, then ack. One loop per worker process, so the pool never
- * queues internally and queue depth is the one measure of backlog.
+ * worker process, hand the result back, then ack. One loop per call the pool can hold (a worker
+ * process's running job and the one sent ahead to it), so the pool never queues internally and
+ * queue depth is the one measure of backlog.
  *
  * Delivery semantics: the result is delivered (and, for async jobs, made durable) BEFORE the
  * ack, so a crash in between causes a redelivery, never a lost result. Retryable failures
@@ -89,7 +90,7 @@ export interface DispatcherOptions {
   queue: JobQueue;
   converter: Converter;
   host: JobHost;
-  /** Parallel claim loops (= worker processes). */
+  /** Parallel claim loops (= the calls the worker pool holds at once: `WorkerPool.capacity`). */
   concurrency: number;
   jobTimeoutMs: number;
   consumerName: string;

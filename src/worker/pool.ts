@@ -12,7 +12,13 @@
  * - failure detection by heartbeat: a child that misses two pings in a row is killed and
  *   restarted even when idle;
  * - calls wait in one FIFO queue while every child is busy; its length is bounded by the caller
- *   (the dispatcher runs one claim loop per child), and a call's AbortSignal removes it.
+ *   (the dispatcher runs `capacity` claim loops), and a call's AbortSignal removes it;
+ * - prefetch: with `prefetch: n` a busy child is also sent up to n next calls, which it converts
+ *   in order, so it starts the next conversion the moment one ends instead of idling through a
+ *   round trip to the parent. The watchdog and the queue wait of a sent-ahead call start when
+ *   the child starts it (the parent knows when: the child converts in order), and when a child
+ *   dies or is killed only the call it was converting fails: the sent-ahead ones go back to the
+ *   front of the queue.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -56,6 +62,8 @@ export interface WorkerPoolOptions {
   maxRestartBackoffMs?: number;
   /** LD_PRELOAD jemalloc into the children when the library is installed. Default false. */
   preloadJemalloc?: boolean;
+  /** Calls sent ahead to a busy child, beyond the one it converts. Default 0. */
+  prefetch?: number;
 }
 
 export interface ConvertCallOptions {
@@ -73,7 +81,7 @@ export interface WorkerPoolStats {
   alive: number;
   /** Children converting right now. */
   busy: number;
-  /** Calls waiting for a free child. */
+  /** Calls not started: waiting for a child, or sent ahead to a busy one. */
   queued: number;
   /** Children replaced after a crash, timeout or missed heartbeats. */
   restarts: number;
@@ -111,7 +119,8 @@ interface PendingCall {
 interface RunningJob {
   jobId: number;
   call: PendingCall;
-  timer: NodeJS.Timeout;
+  /** The watchdog; set once the child starts this job (it is first in the slot's list). */
+  timer: NodeJS.Timeout | undefined;
 }
 
 interface WorkerSlot {
@@ -119,7 +128,8 @@ interface WorkerSlot {
   child: ChildProcess | undefined;
   pid: number | undefined;
   ready: boolean;
-  job: RunningJob | undefined;
+  /** Jobs sent to the child, in the order it converts them: the first is running. */
+  jobs: RunningJob[];
   spawnedAt: number;
   quickDeaths: number;
   /** Set when the pool killed the child on purpose, so its exit is not reported as a crash. */
@@ -140,6 +150,7 @@ export class WorkerPool {
   readonly #heartbeatIntervalMs: number;
   readonly #startTimeoutMs: number;
   readonly #maxRestartBackoffMs: number;
+  readonly #prefetch: number;
   readonly #slots: WorkerSlot[] = [];
   readonly #queue: PendingCall[] = [];
   #started = false;
@@ -161,6 +172,10 @@ export class WorkerPool {
       throw new RangeError(`jobTimeoutMs must be > 0, got ${options.jobTimeoutMs}`);
     const heartbeat = options.heartbeatIntervalMs ?? 5000;
     if (!(heartbeat >= 0)) throw new RangeError(`heartbeatIntervalMs must be >= 0, got ${heartbeat}`);
+    const prefetch = options.prefetch ?? 0;
+    if (!(Number.isInteger(prefetch) && prefetch >= 0)) {
+      throw new RangeError(`prefetch must be an integer >= 0, got ${prefetch}`);
+    }
     const { limits } = options;
     for (const key of ['maxInputPixels', 'maxOutputDimension', 'maxFrames'] as const) {
       if (!(limits[key] >= 1)) throw new RangeError(`limits.${key} must be >= 1, got ${limits[key]}`);
@@ -172,6 +187,7 @@ export class WorkerPool {
     this.#heartbeatIntervalMs = heartbeat;
     this.#startTimeoutMs = options.startTimeoutMs ?? 20_000;
     this.#maxRestartBackoffMs = options.maxRestartBackoffMs ?? 5000;
+    this.#prefetch = prefetch;
     this.#env = {
       ...process.env,
       // sharp's docs warn that glibc's allocator fragments badly in long-running multi-threaded
@@ -186,7 +202,7 @@ export class WorkerPool {
         child: undefined,
         pid: undefined,
         ready: false,
-        job: undefined,
+        jobs: [],
         spawnedAt: 0,
         quickDeaths: 0,
         killReason: undefined,
@@ -260,12 +276,18 @@ export class WorkerPool {
     });
   }
 
+  /** Calls the children can hold at once (converting or sent ahead): `size × (1 + prefetch)`. */
+  get capacity(): number {
+    return this.#size * (1 + this.#prefetch);
+  }
+
   stats(): WorkerPoolStats {
+    const sentAhead = this.#slots.reduce((sum, slot) => sum + Math.max(0, slot.jobs.length - 1), 0);
     return {
       size: this.#size,
       alive: this.#slots.filter((slot) => slot.ready).length,
-      busy: this.#slots.filter((slot) => slot.job !== undefined).length,
-      queued: this.#queue.length,
+      busy: this.#slots.filter((slot) => slot.jobs.length > 0).length,
+      queued: this.#queue.length + sentAhead,
       restarts: this.#restarts,
       conversions: this.#conversions,
       failures: this.#failures,
@@ -273,7 +295,7 @@ export class WorkerPool {
         workerId: slot.id,
         pid: slot.pid,
         state:
-          slot.job !== undefined
+          slot.jobs.length > 0
             ? 'busy'
             : slot.ready
               ? 'idle'
@@ -303,7 +325,7 @@ export class WorkerPool {
       });
     }
     for (const slot of this.#slots) clearTimeout(slot.restartTimer);
-    while (this.#slots.some((slot) => slot.job !== undefined)) await this.#nextStateChange(1000);
+    while (this.#slots.some((slot) => slot.jobs.length > 0)) await this.#nextStateChange(1000);
     await Promise.all(this.#slots.map((slot) => this.#stopChild(slot)));
     this.#notifyStateChange();
   }
@@ -335,7 +357,7 @@ export class WorkerPool {
     slot.child = child;
     slot.pid = child.pid;
     slot.ready = false;
-    slot.job = undefined;
+    slot.jobs = [];
     slot.spawnedAt = performance.now();
     slot.awaitingPong = false;
     slot.missedHeartbeats = 0;
@@ -364,10 +386,11 @@ export class WorkerPool {
         return;
       case 'converted':
       case 'failed': {
-        const job = slot.job;
+        const job = slot.jobs[0];
         if (job === undefined || job.jobId !== message.jobId) return;
         clearTimeout(job.timer);
-        slot.job = undefined;
+        slot.jobs.shift();
+        this.#startHead(slot);
         slot.rss = message.rss;
         slot.quickDeaths = 0;
         if (message.type === 'converted') {
@@ -411,8 +434,9 @@ export class WorkerPool {
     const wasReady = slot.ready;
     slot.child = undefined;
     slot.ready = false;
-    const job = slot.job;
-    slot.job = undefined;
+    const [job, ...sentAhead] = slot.jobs;
+    slot.jobs = [];
+    this.#requeue(sentAhead);
     const killReason = slot.killReason;
     slot.killReason = undefined;
     for (const notify of slot.onExit.splice(0)) notify();
@@ -432,6 +456,7 @@ export class WorkerPool {
       this.#notifyStateChange();
       return;
     }
+    this.#dispatch();
     if (killReason === undefined) {
       this.#emit({ type: 'crash', workerId: slot.id, pid, exitCode, signal, duringJob: job !== undefined });
     }
@@ -453,19 +478,46 @@ export class WorkerPool {
 
   #dispatch(): void {
     while (this.#queue.length > 0) {
-      const slot = this.#slots.find((candidate) => candidate.ready && candidate.job === undefined);
+      // An idle child first; else the ready child with the fewest calls in hand, within prefetch.
+      let slot: WorkerSlot | undefined;
+      for (const candidate of this.#slots) {
+        if (!candidate.ready || candidate.jobs.length > this.#prefetch) continue;
+        if (slot === undefined || candidate.jobs.length < slot.jobs.length) slot = candidate;
+      }
       if (slot === undefined) return;
       const call = this.#queue.shift()!;
       if (!call.settled) this.#run(slot, call);
     }
   }
 
+  /** Calls a child had been sent but never started go back to the front of the queue, in order. */
+  #requeue(jobs: RunningJob[]): void {
+    const calls = jobs.map((job) => job.call).filter((call) => !call.settled);
+    if (!this.#closing) {
+      this.#queue.unshift(...calls);
+      return;
+    }
+    for (const call of calls) {
+      this.#settle(call, {
+        error: new PixelfleetError('PF_ERR_SHUTTING_DOWN', 'the worker pool is shutting down'),
+      });
+    }
+  }
+
+  /** The child starts the first job in its list: its watchdog and queue wait start now. */
+  #startHead(slot: WorkerSlot): void {
+    const head = slot.jobs[0];
+    if (head === undefined || head.timer !== undefined) return;
+    head.call.queueWaitMs = performance.now() - head.call.enqueuedAt;
+    const jobId = head.jobId;
+    head.timer = setTimeout(() => this.#onTimeout(slot, jobId), head.call.timeoutMs);
+  }
+
   #run(slot: WorkerSlot, call: PendingCall): void {
     const child = slot.child!;
     const jobId = ++this.#nextJobId;
-    call.queueWaitMs = performance.now() - call.enqueuedAt;
-    const timer = setTimeout(() => this.#onTimeout(slot, jobId), call.timeoutMs);
-    slot.job = { jobId, call, timer };
+    slot.jobs.push({ jobId, call, timer: undefined });
+    this.#startHead(slot);
     const request: ConvertRequest = {
       type: 'convert',
       jobId,
@@ -481,9 +533,10 @@ export class WorkerPool {
   }
 
   #onTimeout(slot: WorkerSlot, jobId: number): void {
-    const job = slot.job;
+    const [job, ...sentAhead] = slot.jobs;
     if (job === undefined || job.jobId !== jobId) return;
-    slot.job = undefined;
+    slot.jobs = [];
+    this.#requeue(sentAhead);
     this.#failures++;
     this.#emit({ type: 'timeout', workerId: slot.id, pid: slot.pid, timeoutMs: job.call.timeoutMs });
     this.#settle(job.call, {
@@ -495,6 +548,7 @@ export class WorkerPool {
     });
     this.#kill(slot, 'timeout');
     this.#notifyStateChange();
+    this.#dispatch();
   }
 
   #heartbeat(): void {

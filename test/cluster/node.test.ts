@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import sharp from 'sharp';
+import { serviceNodeFlags } from '../../src/cli/node-flags.ts';
 import { corpusJpegs, issueTestKey, repoRoot, testAdminToken } from '../service/harness.ts';
 import { freePorts, tempDir, waitFor } from '../support/index.ts';
 
@@ -17,6 +18,7 @@ test('node - every role in one process: resize through its own gateway, then SIG
   const child = spawn(
     process.execPath,
     [
+      ...serviceNodeFlags,
       join(repoRoot, 'src/cli/main.ts'),
       'node',
       '--roles',

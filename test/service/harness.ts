@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { serviceNodeFlags } from '../../src/cli/node-flags.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { type EmbeddedService, startEmbeddedService } from '../../src/service/embedded.ts';
@@ -157,17 +158,21 @@ export async function startProcess(
   } = {},
 ): Promise<ServiceProcess> {
   const argsWithPorts = ['start', '--http-port', '0', '--admin-port', '0', ...argv];
-  const child = spawn(nodeBinary, [join(repoRoot, 'src/cli/main.ts'), ...argsWithPorts], {
-    cwd: repoRoot,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      PIXELFLEET_ADMIN_TOKEN: testAdminToken,
-      ...options.env,
+  const child = spawn(
+    nodeBinary,
+    [...serviceNodeFlags, join(repoRoot, 'src/cli/main.ts'), ...argsWithPorts],
+    {
+      cwd: repoRoot,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        PIXELFLEET_ADMIN_TOKEN: testAdminToken,
+        ...options.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.detached ?? false,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: options.detached ?? false,
-  });
+  );
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   child.stderr!.on('data', (chunk) => {

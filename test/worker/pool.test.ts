@@ -230,10 +230,73 @@ describe('worker pool lifecycle', () => {
     assert.ok(backoffs.every((backoff) => backoff <= 800));
   });
 
+  test('worker pool prefetch - a busy child is sent its next call; both convert in order', async () => {
+    const pool = new WorkerPool({ size: 1, prefetch: 1, jobTimeoutMs: 30_000, limits: testLimits });
+    await pool.start();
+    try {
+      assert.equal(pool.capacity, 2);
+      const first = pool.convert(largest, options({ width: '1200', blur: '20' }));
+      const second = pool.convert(photo, thumbnail);
+      const third = pool.convert(photo, thumbnail);
+      const stats = pool.stats();
+      assert.equal(stats.busy, 1);
+      assert.equal(stats.queued, 2, 'one sent ahead, one waiting in the pool');
+      const [a, b, c] = await Promise.all([first, second, third]);
+      assert.deepEqual([a.width, b.width, c.width], [1200, 320, 320]);
+      // The sent-ahead call's queue wait runs until the child starts it: after the first ended.
+      assert.ok(b.queueWaitMs >= a.wallMs * 0.5, `queue wait ${b.queueWaitMs} vs first ${a.wallMs}`);
+      assert.equal(pool.stats().queued, 0);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('worker pool prefetch - a crash or a watchdog kill fails only the running call; the one sent ahead converts', async () => {
+    const events: WorkerPoolEvent[] = [];
+    const pool = new WorkerPool({
+      size: 1,
+      prefetch: 1,
+      jobTimeoutMs: 30_000,
+      limits: testLimits,
+      onEvent: (event) => events.push(event),
+    });
+    await pool.start();
+    try {
+      const running = pool.convert(largest, endless);
+      const ahead = pool.convert(photo, thumbnail);
+      await sleep(200);
+      process.kill(pool.stats().workers[0]!.pid!, 'SIGKILL');
+      await assert.rejects(running, (error: unknown) => isPixelfleetError(error, 'PF_ERR_WORKER_CRASHED'));
+      assert.equal((await ahead).width, 320, 'converted on the restarted child');
+
+      const stalled = pool.convert(largest, endless, { timeoutMs: 400 });
+      const next = pool.convert(photo, thumbnail, { timeoutMs: 400 });
+      await assert.rejects(stalled, (error: unknown) =>
+        isPixelfleetError(error, 'PF_ERR_PROCESSING_TIMEOUT'),
+      );
+      // Its watchdog started when the child started it, so the wait behind the stall costs nothing.
+      assert.equal((await next).width, 320);
+      assert.deepEqual(
+        events
+          .filter((event) => event.type === 'restart')
+          .map((event) => event.type === 'restart' && event.reason),
+        ['crash', 'timeout'],
+      );
+    } finally {
+      await pool.close();
+    }
+  });
+
   test('worker pool lifecycle - constructor rejects bad options with RangeError', () => {
     assert.throws(() => new WorkerPool({ size: 0, jobTimeoutMs: 10, limits: testLimits }), RangeError);
     assert.throws(() => new WorkerPool({ size: 1.5, jobTimeoutMs: 10, limits: testLimits }), RangeError);
     assert.throws(() => new WorkerPool({ size: 1, jobTimeoutMs: 0, limits: testLimits }), RangeError);
+    for (const prefetch of [-1, 0.5]) {
+      assert.throws(
+        () => new WorkerPool({ size: 1, jobTimeoutMs: 10, limits: testLimits, prefetch }),
+        RangeError,
+      );
+    }
     assert.throws(
       () => new WorkerPool({ size: 1, jobTimeoutMs: 10, limits: { ...testLimits, maxFrames: 0 } }),
       RangeError,

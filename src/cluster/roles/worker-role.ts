@@ -41,7 +41,7 @@ export async function startWorkerRole(context: NodeContext): Promise<RoleHandle>
     queue,
     converter: pool,
     host,
-    concurrency: config.workers,
+    concurrency: pool.capacity,
     jobTimeoutMs: config.jobTimeout,
     consumerName: context.nodeId,
     hostRetryDelayMs: 500,

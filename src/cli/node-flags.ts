@@ -1,0 +1,17 @@
+/**
+ * The V8 flags a Pixelfleet service process (`pixelfleet start`, a cluster member) is started
+ * with. They cannot be set from inside a running process, and NODE_OPTIONS refuses them, so every
+ * launcher passes them: the npm scripts and the `pixelfleet` bin (its shebang), the cluster
+ * supervisor, and the tests' and benchmarks' harnesses, which import this list. A test checks
+ * that the npm scripts and the bin agree with it.
+ *
+ * `--initial-old-space-size=128`: a floor under V8's old-generation limit. A service's heap is
+ * small (about 30 MB live), so V8 sets the limit only a little above it, closer than the young
+ * generation's size, and then starts a full incremental mark-compact every ~130 ms under load —
+ * a quarter of the main thread at saturation, for garbage that is mostly image buffers living
+ * outside the heap. With the floor, mark-compacts come only from external-memory pressure
+ * (about one a second at saturation) and the process's CPU per request halves
+ * (docs/architecture.md, "Performance"). The cost is up to 128 MB of heap before the first
+ * full collection.
+ */
+export const serviceNodeFlags: readonly string[] = ['--initial-old-space-size=128'];

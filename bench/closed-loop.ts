@@ -12,6 +12,8 @@ export interface LoadResult {
   p999: number;
   errorRate: number;
   requests: number;
+  /** Requests answered 2xx. */
+  succeeded: number;
 }
 
 export async function closedLoop(options: {
@@ -53,5 +55,6 @@ export async function closedLoop(options: {
     p999: result.latency.p99_9,
     errorRate: total === 0 ? 0 : (total - result['2xx']) / total,
     requests: total,
+    succeeded: result['2xx'],
   };
 }

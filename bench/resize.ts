@@ -185,7 +185,8 @@ async function main(): Promise<void> {
     request: (i) => ({ ...ourRequest(i), headers: { 'content-type': 'image/jpeg', ...auth } }),
   });
 
-  const ipx = spawn(process.execPath, [join(repo, 'bench/ipx-server.ts'), corpus], {
+  // ipx gets the same V8 flags as our service: the comparison is of the servers, not of tuning.
+  const ipx = spawn(process.execPath, [...serviceNodeFlags, join(repo, 'bench/ipx-server.ts'), corpus], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, MALLOC_ARENA_MAX: '2' },
   });

@@ -8,6 +8,7 @@
  * reply carries the cost (user and system CPU µs, wall ms) and the child's RSS; pings are
  * answered immediately; the child exits when the parent disconnects.
  */
+import { readFileSync, unlinkSync } from 'node:fs';
 import sharp from 'sharp';
 import { serialiseError } from './conversion_errors.ts';
 import { convertImage } from './pipeline.ts';
@@ -39,7 +40,13 @@ async function convertOne(request: ConvertRequest): Promise<void> {
     };
   };
   try {
-    const image = await convertImage(request.input, request.options, request.limits);
+    let input = request.input;
+    if (request.inputPath !== undefined) {
+      input = readFileSync(request.inputPath);
+      unlinkSync(request.inputPath);
+    }
+    if (input === undefined) throw new Error('a convert request carried no input');
+    const image = await convertImage(input, request.options, request.limits);
     send({ type: 'converted', jobId: request.jobId, image, ...cost() });
   } catch (error) {
     send({ type: 'failed', jobId: request.jobId, error: serialiseError(error), ...cost() });

@@ -25,6 +25,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PixelfleetError } from '../errors/index.ts';
 import { deserialiseError } from './conversion_errors.ts';
+import { InputSpool } from './input-spool.ts';
 import type { ChildMessage, ConvertRequest } from './protocol.ts';
 import type { ConversionLimits, ConversionResult, ResizeOptions } from './types.ts';
 
@@ -64,6 +65,12 @@ export interface WorkerPoolOptions {
   preloadJemalloc?: boolean;
   /** Calls sent ahead to a busy child, beyond the one it converts. Default 0. */
   prefetch?: number;
+  /**
+   * Where inputs are handed to the children: a private spool directory is made under this tmpfs
+   * directory (see input-spool.ts). Default `/dev/shm`; `false`, or a directory that is not
+   * there, sends the bytes in the IPC message.
+   */
+  inputSpool?: string | false;
 }
 
 export interface ConvertCallOptions {
@@ -121,6 +128,8 @@ interface RunningJob {
   call: PendingCall;
   /** The watchdog; set once the child starts this job (it is first in the slot's list). */
   timer: NodeJS.Timeout | undefined;
+  /** The input's spool file, when it went through the spool. */
+  inputPath: string | undefined;
 }
 
 interface WorkerSlot {
@@ -151,6 +160,8 @@ export class WorkerPool {
   readonly #startTimeoutMs: number;
   readonly #maxRestartBackoffMs: number;
   readonly #prefetch: number;
+  readonly #spoolRoot: string | false;
+  #spool: InputSpool | undefined;
   readonly #slots: WorkerSlot[] = [];
   readonly #queue: PendingCall[] = [];
   #started = false;
@@ -188,6 +199,7 @@ export class WorkerPool {
     this.#startTimeoutMs = options.startTimeoutMs ?? 20_000;
     this.#maxRestartBackoffMs = options.maxRestartBackoffMs ?? 5000;
     this.#prefetch = prefetch;
+    this.#spoolRoot = options.inputSpool ?? '/dev/shm';
     this.#env = {
       ...process.env,
       // sharp's docs warn that glibc's allocator fragments badly in long-running multi-threaded
@@ -219,6 +231,7 @@ export class WorkerPool {
   async start(): Promise<void> {
     if (this.#started) throw new Error('WorkerPool.start() was already called');
     this.#started = true;
+    if (this.#spoolRoot !== false) this.#spool = InputSpool.open(this.#spoolRoot);
     for (const slot of this.#slots) this.#spawn(slot);
     if (this.#heartbeatIntervalMs > 0) {
       this.#heartbeatTimer = setInterval(() => this.#heartbeat(), this.#heartbeatIntervalMs);
@@ -327,6 +340,7 @@ export class WorkerPool {
     for (const slot of this.#slots) clearTimeout(slot.restartTimer);
     while (this.#slots.some((slot) => slot.jobs.length > 0)) await this.#nextStateChange(1000);
     await Promise.all(this.#slots.map((slot) => this.#stopChild(slot)));
+    this.#spool?.close();
     this.#notifyStateChange();
   }
 
@@ -436,6 +450,7 @@ export class WorkerPool {
     slot.ready = false;
     const [job, ...sentAhead] = slot.jobs;
     slot.jobs = [];
+    this.#discardInputs(job, ...sentAhead);
     this.#requeue(sentAhead);
     const killReason = slot.killReason;
     slot.killReason = undefined;
@@ -490,6 +505,11 @@ export class WorkerPool {
     }
   }
 
+  /** The spool files of jobs a child will never finish (it unlinks the ones it reads). */
+  #discardInputs(...jobs: Array<RunningJob | undefined>): void {
+    for (const job of jobs) if (job?.inputPath !== undefined) this.#spool?.discard(job.inputPath);
+  }
+
   /** Calls a child had been sent but never started go back to the front of the queue, in order. */
   #requeue(jobs: RunningJob[]): void {
     const calls = jobs.map((job) => job.call).filter((call) => !call.settled);
@@ -516,12 +536,13 @@ export class WorkerPool {
   #run(slot: WorkerSlot, call: PendingCall): void {
     const child = slot.child!;
     const jobId = ++this.#nextJobId;
-    slot.jobs.push({ jobId, call, timer: undefined });
+    const inputPath = this.#spool?.write(String(jobId), call.input);
+    slot.jobs.push({ jobId, call, timer: undefined, inputPath });
     this.#startHead(slot);
     const request: ConvertRequest = {
       type: 'convert',
       jobId,
-      input: call.input,
+      ...(inputPath === undefined ? { input: call.input } : { inputPath }),
       options: call.options,
       limits: this.#limits,
       ...(call.traceparent === undefined ? {} : { traceparent: call.traceparent }),
@@ -536,6 +557,7 @@ export class WorkerPool {
     const [job, ...sentAhead] = slot.jobs;
     if (job === undefined || job.jobId !== jobId) return;
     slot.jobs = [];
+    this.#discardInputs(job, ...sentAhead);
     this.#requeue(sentAhead);
     this.#failures++;
     this.#emit({ type: 'timeout', workerId: slot.id, pid: slot.pid, timeoutMs: job.call.timeoutMs });

@@ -9,7 +9,9 @@ import type { ConversionLimits, ConvertedImage, ResizeOptions } from './types.ts
 export interface ConvertRequest {
   type: 'convert';
   jobId: number;
-  input: Uint8Array;
+  /** The input, either in the message or in a spool file the child reads and unlinks. */
+  input?: Uint8Array;
+  inputPath?: string;
   options: ResizeOptions;
   limits: ConversionLimits;
   traceparent?: string;

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isPixelfleetError } from '../../src/errors/index.ts';
@@ -9,6 +12,7 @@ import {
   WorkerPool,
   type WorkerPoolEvent,
 } from '../../src/worker/index.ts';
+import { tempDir } from '../support/index.ts';
 import { corpusFile, metadataOf, testLimits } from './fixtures.ts';
 
 const photo = corpusFile('jpeg/mate-Aqua.jpg');
@@ -282,6 +286,62 @@ describe('worker pool lifecycle', () => {
           .map((event) => event.type === 'restart' && event.reason),
         ['crash', 'timeout'],
       );
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('worker pool spool - inputs pass through a private tmpfs spool, emptied as children read them and removed on close', async (t) => {
+    const root = await tempDir();
+    t.after(() => root.remove());
+    // A spool a killed process left behind is removed by the next pool.
+    const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid;
+    mkdirSync(join(root.path, `pixelfleet-inputs-${dead}-left`));
+    writeFileSync(join(root.path, `pixelfleet-inputs-${dead}-left`, '7'), photo);
+    const pool = new WorkerPool({
+      size: 1,
+      prefetch: 1,
+      jobTimeoutMs: 30_000,
+      limits: testLimits,
+      inputSpool: root.path,
+    });
+    await pool.start();
+    let closed = false;
+    t.after(() => (closed ? undefined : pool.close()));
+    const spools = readdirSync(root.path);
+    assert.deepEqual(spools.length, 1, `spools: ${spools.join(', ')}`);
+    assert.match(spools[0]!, new RegExp(`^pixelfleet-inputs-${process.pid}-`));
+    const spool = join(root.path, spools[0]!);
+    assert.equal(statSync(spool).mode & 0o777, 0o700);
+
+    const running = pool.convert(largest, endless);
+    const ahead = pool.convert(photo, thumbnail);
+    assert.equal(readdirSync(spool).length, 2, 'both inputs written');
+    await sleep(200);
+    process.kill(pool.stats().workers[0]!.pid!, 'SIGKILL');
+    await assert.rejects(running, (error: unknown) => isPixelfleetError(error, 'PF_ERR_WORKER_CRASHED'));
+    assert.equal((await ahead).width, 320);
+    const results = await Promise.all([pool.convert(photo, thumbnail), pool.convert(largest, thumbnail)]);
+    assert.deepEqual(
+      results.map((result) => result.bytesIn),
+      [photo.length, largest.length],
+    );
+    assert.deepEqual(readdirSync(spool), [], 'no input left behind, by the children or the killed one');
+    await pool.close();
+    closed = true;
+    assert.deepEqual(readdirSync(root.path), []);
+  });
+
+  test('worker pool spool - without a usable spool directory the bytes go in the IPC message', async () => {
+    const pool = new WorkerPool({
+      size: 1,
+      jobTimeoutMs: 30_000,
+      limits: testLimits,
+      inputSpool: '/nonexistent/spool',
+    });
+    await pool.start();
+    try {
+      assert.equal((await pool.convert(photo, thumbnail)).width, 320);
     } finally {
       await pool.close();
     }

@@ -55,7 +55,8 @@ async function releaseLock(path: string): Promise<void> {
   await rm(path, { force: true });
 }
 
-function isProcessAlive(pid: number): boolean {
+/** Whether a process with this pid exists (ours or another user's). */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

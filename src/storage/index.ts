@@ -3,7 +3,7 @@
  * the shared way to open and migrate an embedded SQLite database.
  */
 
-export { acquireDirectoryLock, type DirectoryLock } from './directory-lock.ts';
+export { acquireDirectoryLock, type DirectoryLock, isProcessAlive } from './directory-lock.ts';
 export { fsyncDirectory, writeFileAtomic } from './durable-file.ts';
 export {
   openRecordLog,

@@ -4,43 +4,9 @@
  * migration is history: once released it is never edited, only followed by a new one.
  */
 import type { SqliteMigration } from '../storage/index.ts';
-import { initialTiers } from './tiers.ts';
+import { seedTiersSql } from './seed-tiers.ts';
 
 export type Migration = SqliteMigration;
-
-function sqlValue(value: number | boolean | null | string): string {
-  if (value === null) return 'NULL';
-  if (typeof value === 'boolean') return value ? '1' : '0';
-  if (typeof value === 'number') return String(value);
-  return `'${value.replaceAll("'", "''")}'`;
-}
-
-function seedTiersSql(): string {
-  return Object.entries(initialTiers)
-    .map(
-      ([name, tier]) =>
-        'INSERT OR IGNORE INTO tiers (name, enabled, rate_per_second, burst, concurrent_jobs, max_input_bytes, ' +
-        'max_input_pixels, monthly_conversions, price_micro_usd_per_cpu_second, price_micro_usd_per_gigabyte_in, ' +
-        `price_micro_usd_per_gigabyte_out, built_in, updated_at) VALUES (${[
-          name,
-          tier.enabled,
-          tier.ratePerSecond,
-          tier.burst,
-          tier.concurrentJobs,
-          tier.maxInputBytes,
-          tier.maxInputPixels,
-          tier.monthlyConversions,
-          tier.priceMicroUsdPerCpuSecond,
-          tier.priceMicroUsdPerGigabyteIn,
-          tier.priceMicroUsdPerGigabyteOut,
-          true,
-          0,
-        ]
-          .map(sqlValue)
-          .join(', ')});`,
-    )
-    .join('\n');
-}
 
 export const migrations: readonly Migration[] = [
   {
@@ -109,6 +75,6 @@ export const migrations: readonly Migration[] = [
   {
     version: 2,
     name: 'built-in tiers: anonymous (disabled), free, pro, enterprise',
-    sql: seedTiersSql(),
+    sql: seedTiersSql('sqlite'),
   },
 ];

@@ -5,46 +5,12 @@
  * schemas as the engines report them, so they cannot drift. Like the SQLite list, a released
  * migration is history: it is never edited, only followed by a new one (in both lists).
  */
-import { initialTiers } from '../tiers.ts';
+import { seedTiersSql } from '../seed-tiers.ts';
 
 export interface PostgresMigration {
   version: number;
   name: string;
   sql: string;
-}
-
-function sqlValue(value: number | boolean | null | string): string {
-  if (value === null) return 'NULL';
-  if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
-  if (typeof value === 'number') return String(value);
-  return `'${value.replaceAll("'", "''")}'`;
-}
-
-function seedTiersSql(): string {
-  return Object.entries(initialTiers)
-    .map(
-      ([name, tier]) =>
-        'INSERT INTO tiers (name, enabled, rate_per_second, burst, concurrent_jobs, max_input_bytes, ' +
-        'max_input_pixels, monthly_conversions, price_micro_usd_per_cpu_second, price_micro_usd_per_gigabyte_in, ' +
-        `price_micro_usd_per_gigabyte_out, built_in, updated_at) VALUES (${[
-          name,
-          tier.enabled,
-          tier.ratePerSecond,
-          tier.burst,
-          tier.concurrentJobs,
-          tier.maxInputBytes,
-          tier.maxInputPixels,
-          tier.monthlyConversions,
-          tier.priceMicroUsdPerCpuSecond,
-          tier.priceMicroUsdPerGigabyteIn,
-          tier.priceMicroUsdPerGigabyteOut,
-          true,
-          0,
-        ]
-          .map(sqlValue)
-          .join(', ')}) ON CONFLICT (name) DO NOTHING;`,
-    )
-    .join('\n');
 }
 
 export const postgresMigrations: readonly PostgresMigration[] = [
@@ -123,6 +89,6 @@ export const postgresMigrations: readonly PostgresMigration[] = [
   {
     version: 2,
     name: 'built-in tiers: anonymous (disabled), free, pro, enterprise',
-    sql: seedTiersSql(),
+    sql: seedTiersSql('postgres'),
   },
 ];

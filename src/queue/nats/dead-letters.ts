@@ -26,7 +26,7 @@ import {
   type StoredJob,
   toJobRecord,
 } from './record-store.ts';
-import { type RetryPolicy, withRetry } from './retry.ts';
+import { type JetStreamAccess, type RetryPolicy, withRetry } from './retry.ts';
 
 /** The body of a message in the jobs stream. */
 export interface JobMessage {
@@ -72,16 +72,9 @@ export class DeadLetterOffice {
   readonly #attemptTimeoutMs: number;
   readonly #ackWaitMs: number;
 
-  constructor(parts: {
-    connection: NatsConnection;
-    client: JetStreamClient;
-    manager: JetStreamManager;
-    store: JobRecordStore;
-    names: QueueResourceNames;
-    retry: RetryPolicy;
-    attemptTimeoutMs: number;
-    ackWaitMs: number;
-  }) {
+  constructor(
+    parts: JetStreamAccess & { connection: NatsConnection; store: JobRecordStore; ackWaitMs: number },
+  ) {
     this.#connection = parts.connection;
     this.#client = parts.client;
     this.#manager = parts.manager;

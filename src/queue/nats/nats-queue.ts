@@ -84,7 +84,7 @@ import {
   type VersionedJob,
 } from './record-store.ts';
 import { deleteStreams, ensureStreams, nanos } from './resources.ts';
-import { type RetryPolicy, withRetry } from './retry.ts';
+import { type JetStreamAccess, type RetryPolicy, withRetry } from './retry.ts';
 import { EventCounter } from './totals.ts';
 
 /** Counters of this process, for tests, benchmarks and metrics. */
@@ -175,17 +175,19 @@ export class NatsJobQueue implements JobQueue {
       random: parts.options.random,
       closed: this.#closeController.signal,
     };
-    const timeout = parts.options.attemptTimeoutMs;
-    this.#store = new JobRecordStore(parts.client, parts.manager, parts.names, this.#retry, timeout);
-    this.#events = new EventCounter(parts.client, parts.manager, parts.names, this.#retry, timeout);
-    this.#deadLetters = new DeadLetterOffice({
-      connection: parts.connection,
+    const access: JetStreamAccess = {
       client: parts.client,
       manager: parts.manager,
-      store: this.#store,
       names: parts.names,
       retry: this.#retry,
-      attemptTimeoutMs: timeout,
+      attemptTimeoutMs: parts.options.attemptTimeoutMs,
+    };
+    this.#store = new JobRecordStore(access);
+    this.#events = new EventCounter(access);
+    this.#deadLetters = new DeadLetterOffice({
+      ...access,
+      connection: parts.connection,
+      store: this.#store,
       ackWaitMs: parts.options.ackWaitMs,
     });
     this.#keeper = new LeaseKeeper({

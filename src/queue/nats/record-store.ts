@@ -13,11 +13,11 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { JetStreamApiError } from '@nats-io/jetstream';
 import { publicJobRecord } from '../state-machine.ts';
 import type { JobRecord } from '../types.ts';
-import { type QueueResourceNames, recordSubject } from './names.ts';
-import { type RetryPolicy, withRetry } from './retry.ts';
+import { recordSubject } from './names.ts';
+import { type JetStreamAccess, withRetry } from './retry.ts';
 
 /** The lease of the current delivery: what fences ack/nack/extend. */
 export interface StoredLease {
@@ -55,30 +55,16 @@ export class RevisionConflict extends Error {
 const WRONG_LAST_SEQUENCE = 10071;
 
 export class JobRecordStore {
-  readonly #client: JetStreamClient;
-  readonly #manager: JetStreamManager;
-  readonly #names: QueueResourceNames;
-  readonly #retry: RetryPolicy;
-  readonly #attemptTimeoutMs: number;
+  readonly #js: JetStreamAccess;
 
-  constructor(
-    client: JetStreamClient,
-    manager: JetStreamManager,
-    names: QueueResourceNames,
-    retry: RetryPolicy,
-    attemptTimeoutMs: number,
-  ) {
-    this.#client = client;
-    this.#manager = manager;
-    this.#names = names;
-    this.#retry = retry;
-    this.#attemptTimeoutMs = attemptTimeoutMs;
+  constructor(access: JetStreamAccess) {
+    this.#js = access;
   }
 
   async read(id: string): Promise<VersionedJob | undefined> {
-    const stored = await withRetry(this.#retry, 'a job record read', () =>
-      this.#manager.streams.getMessage(this.#names.recordsStream, {
-        last_by_subj: recordSubject(this.#names, id),
+    const stored = await withRetry(this.#js.retry, 'a job record read', () =>
+      this.#js.manager.streams.getMessage(this.#js.names.recordsStream, {
+        last_by_subj: recordSubject(this.#js.names, id),
       }),
     );
     if (stored === null || stored.data.length === 0) return undefined;
@@ -101,12 +87,12 @@ export class JobRecordStore {
     let uncertain = false;
     try {
       return await withRetry(
-        this.#retry,
+        this.#js.retry,
         'a job record write',
         async () => {
-          const ack = await this.#client.publish(recordSubject(this.#names, job.id), body, {
+          const ack = await this.#js.client.publish(recordSubject(this.#js.names, job.id), body, {
             expect: { lastSubjectSequence: revision },
-            timeout: this.#attemptTimeoutMs,
+            timeout: this.#js.attemptTimeoutMs,
           });
           return ack.seq;
         },

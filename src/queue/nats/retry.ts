@@ -6,9 +6,10 @@
  * a publish keeps its `Nats-Msg-Id`, a compare-and-set its expected revision — so a retry whose
  * first attempt did land is deduplicated or detected, never applied twice.
  */
-import { JetStreamApiError } from '@nats-io/jetstream';
+import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { PixelfleetError } from '../../errors/index.ts';
 import { sleep } from '../../resilience/remote/index.ts';
+import type { QueueResourceNames } from './names.ts';
 
 export interface RetryPolicy {
   requestTimeoutMs: number;
@@ -17,6 +18,16 @@ export interface RetryPolicy {
   random: () => number;
   /** Aborted when the queue closes: stop retrying at once. */
   closed: AbortSignal;
+}
+
+/** What every part of the NATS queue calls JetStream with: clients, names and the retry rules. */
+export interface JetStreamAccess {
+  client: JetStreamClient;
+  manager: JetStreamManager;
+  names: QueueResourceNames;
+  retry: RetryPolicy;
+  /** Timeout of one attempt of a JetStream request. */
+  attemptTimeoutMs: number;
 }
 
 /** The failure says nothing final about the request: try again. */

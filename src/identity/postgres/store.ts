@@ -110,6 +110,22 @@ const credentialQuery = `
   FROM api_keys k JOIN accounts a ON a.id = k.account_id JOIN tiers t ON t.name = a.tier
   WHERE k.id = $1`;
 
+/** A list query's conditions, joined by AND, with numbered parameters ($1, $2, …) in order. */
+function filter() {
+  const conditions: string[] = [];
+  const parameters: unknown[] = [];
+  return {
+    conditions,
+    parameters,
+    /** Adds a parameter; returns its placeholder. */
+    parameter(value: unknown): string {
+      parameters.push(value);
+      return `$${parameters.length}`;
+    },
+    where: (): string => (conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''),
+  };
+}
+
 export class PostgresIdentityStore implements IdentityStore {
   readonly #pool: pg.Pool;
   readonly #clock: () => number;
@@ -215,19 +231,13 @@ export class PostgresIdentityStore implements IdentityStore {
   async listAccounts(query: AccountQuery = {}): Promise<Account[]> {
     const limit = clampLimit(query.limit);
     return this.#read(async () => {
-      const conditions: string[] = [];
-      const parameters: unknown[] = [];
-      const parameter = (value: unknown): string => {
-        parameters.push(value);
-        return `$${parameters.length}`;
-      };
+      const { conditions, parameters, parameter, where } = filter();
       if (query.status !== undefined) conditions.push(`status = ${parameter(query.status)}`);
       if (query.tier !== undefined) conditions.push(`tier = ${parameter(query.tier)}`);
       // Byte order, as SQLite sorts: pagination must not depend on the database's locale.
       if (query.after !== undefined) conditions.push(`id COLLATE "C" > ${parameter(query.after)}`);
-      const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
       const result = await this.#pool.query(
-        `SELECT * FROM accounts ${where} ORDER BY id COLLATE "C" LIMIT ${parameter(limit)}`,
+        `SELECT * FROM accounts ${where()} ORDER BY id COLLATE "C" LIMIT ${parameter(limit)}`,
         parameters,
       );
       return result.rows.map(accountFromRow);
@@ -448,12 +458,7 @@ export class PostgresIdentityStore implements IdentityStore {
   async queryAudit(query: AuditQuery = {}): Promise<AuditEntry[]> {
     const limit = clampLimit(query.limit);
     return this.#read(async () => {
-      const conditions: string[] = [];
-      const parameters: unknown[] = [];
-      const parameter = (value: unknown): string => {
-        parameters.push(value);
-        return `$${parameters.length}`;
-      };
+      const { conditions, parameters, parameter, where } = filter();
       if (query.actor !== undefined) conditions.push(`actor = ${parameter(query.actor)}`);
       if (query.action !== undefined) conditions.push(`action = ${parameter(query.action)}`);
       if (query.target !== undefined) {
@@ -467,9 +472,8 @@ export class PostgresIdentityStore implements IdentityStore {
       if (query.since !== undefined) conditions.push(`at >= ${parameter(query.since)}`);
       if (query.until !== undefined) conditions.push(`at < ${parameter(query.until)}`);
       if (query.before !== undefined) conditions.push(`id < ${parameter(query.before)}`);
-      const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
       const result = await this.#pool.query(
-        `SELECT * FROM audit_log ${where} ORDER BY id DESC LIMIT ${parameter(limit)}`,
+        `SELECT * FROM audit_log ${where()} ORDER BY id DESC LIMIT ${parameter(limit)}`,
         parameters,
       );
       return result.rows.map(auditFromRow);

@@ -4,7 +4,7 @@
  * reaches the same state: the state machine never reads a clock or a random source.
  */
 import type { ErrorCode } from '../errors/index.ts';
-import type { ClaimedJob, JobOutcome, JobPayload, JobState } from './types.ts';
+import type { ClaimedJob, EnqueueRequest, JobOutcome, JobPayload, JobState } from './types.ts';
 
 /** Sets the defaults later commands use; logged, so a config change replays deterministically. */
 export interface ConfigureCommand {
@@ -23,6 +23,20 @@ export interface EnqueueCommand {
   maxAttempts?: number;
   deadline?: number;
   retentionMs?: number;
+}
+
+/** The enqueue command for a request, at time `at`: the optional fields only when set. */
+export function enqueueCommand(request: EnqueueRequest, at: number): EnqueueCommand {
+  return {
+    type: 'enqueue',
+    at,
+    id: request.id,
+    account: request.account,
+    payload: request.payload,
+    ...(request.maxAttempts === undefined ? {} : { maxAttempts: request.maxAttempts }),
+    ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
+    ...(request.retentionMs === undefined ? {} : { retentionMs: request.retentionMs }),
+  };
 }
 
 export interface ClaimCommand {

@@ -24,7 +24,7 @@
 import { join } from 'node:path';
 import { isPixelfleetError, PixelfleetError } from '../../errors/index.ts';
 import { openRecordLog, type RecordLog, type RecordLogStats } from '../../storage/index.ts';
-import type { CommandResult, QueueCommand } from '../commands.ts';
+import { type CommandResult, enqueueCommand, type QueueCommand } from '../commands.ts';
 import { mergeStats } from '../lanes.ts';
 import {
   DEFAULT_MAX_ATTEMPTS,
@@ -187,16 +187,7 @@ export class EmbeddedQueue implements JobQueue {
     this.#assertWritable();
     validateEnqueue(request);
     if (request.durable === false) return this.#enqueueVolatile(request);
-    const { command, encoded } = normalised({
-      type: 'enqueue',
-      at: this.#now(),
-      id: request.id,
-      account: request.account,
-      payload: request.payload,
-      ...(request.maxAttempts === undefined ? {} : { maxAttempts: request.maxAttempts }),
-      ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
-      ...(request.retentionMs === undefined ? {} : { retentionMs: request.retentionMs }),
-    });
+    const { command, encoded } = normalised(enqueueCommand(request, this.#now()));
     const { result, durable } = this.#commit(command, encoded);
     // A duplicate may be answering for a job whose own record is still being synced.
     await this.#durable(durable ?? this.#log.sync());
@@ -206,16 +197,7 @@ export class EmbeddedQueue implements JobQueue {
   #enqueueVolatile(request: EnqueueRequest): EnqueueResult {
     // Not normalised through JSON like logged commands: nothing replays it, and the api role
     // builds a fresh payload per request that it never mutates afterwards.
-    const result = this.#applyVolatile({
-      type: 'enqueue',
-      at: this.#now(),
-      id: request.id,
-      account: request.account,
-      payload: request.payload,
-      ...(request.maxAttempts === undefined ? {} : { maxAttempts: request.maxAttempts }),
-      ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
-      ...(request.retentionMs === undefined ? {} : { retentionMs: request.retentionMs }),
-    });
+    const result = this.#applyVolatile(enqueueCommand(request, this.#now()));
     return { id: result.id, duplicate: result.duplicate, state: result.state };
   }
 

@@ -33,6 +33,7 @@ import type {
   SettleApplied,
   TickApplied,
 } from '../commands.ts';
+import { enqueueCommand } from '../commands.ts';
 import type { QueueLogger } from '../embedded/index.ts';
 import { mergeStats } from '../lanes.ts';
 import { rejectionError } from '../state-machine.ts';
@@ -172,16 +173,7 @@ export class RaftQueue implements JobQueue {
       this.#assertWritable();
       const lane = this.#lane!;
       // Not normalised through JSON: nothing replays it, and only this process holds it.
-      const result = this.#applyVolatile(lane, {
-        type: 'enqueue',
-        at: this.#stamp(),
-        id: request.id,
-        account: request.account,
-        payload: request.payload,
-        ...(request.maxAttempts === undefined ? {} : { maxAttempts: request.maxAttempts }),
-        ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
-        ...(request.retentionMs === undefined ? {} : { retentionMs: request.retentionMs }),
-      });
+      const result = this.#applyVolatile(lane, enqueueCommand(request, this.#stamp()));
       return { id: result.id, duplicate: result.duplicate, state: result.state, lane: lane.token };
     }
     const result = await this.#submit({

@@ -83,12 +83,15 @@ export interface TickCommand {
 }
 
 /**
- * Every current lease is lost at once, as if each had expired (the attempt counts). The embedded
- * queue logs this on open after a crash: its consumers lived in the process that died.
+ * Current leases are lost at once, as if each had expired (the attempt counts). The embedded
+ * queue logs this on open after a crash, for every lease: its consumers lived in the process that
+ * died. With `consumer`, only the leases of that consumer and of its slots (`<consumer>/...`): a
+ * worker that restarted under its stable name hands back what its dead incarnation held.
  */
 export interface ReleaseLeasesCommand {
   type: 'release-leases';
   at: number;
+  consumer?: string;
 }
 
 export type QueueCommand =
@@ -142,6 +145,11 @@ export interface TickApplied extends Applied {
   promoted: number;
   /** Finished jobs forgotten after the retention window. */
   forgotten: number;
+}
+
+/** How many leases a `release-leases` command took back (redelivered or dead-lettered jobs). */
+export function releasedCount(result: TickApplied): number {
+  return result.redelivered.length + result.deadLettered.length;
 }
 
 export interface CommandResults {

@@ -214,7 +214,7 @@ export class QueueStateMachine {
       case 'tick':
         return this.#tick(command.at);
       case 'release-leases':
-        return this.#releaseLeases(command.at);
+        return this.#releaseLeases(command.at, command.consumer);
       default:
         // A replica must stop rather than diverge on a command it does not understand.
         throw new PixelfleetError(
@@ -362,7 +362,7 @@ export class QueueStateMachine {
     return result;
   }
 
-  #releaseLeases(at: number): TickApplied {
+  #releaseLeases(at: number, consumer: string | undefined): TickApplied {
     const result: TickApplied = {
       changed: false,
       redelivered: [],
@@ -371,8 +371,17 @@ export class QueueStateMachine {
       promoted: 0,
       forgotten: 0,
     };
-    const running = [...this.#slots.values()].filter((slot) => slot.job.state === 'running');
-    for (const slot of running) this.#expireLease(slot, at, result);
+    const running = [...this.#slots.values()].filter(
+      (slot) => slot.job.state === 'running' && (consumer === undefined || heldBy(slot.job, consumer)),
+    );
+    for (const slot of running) {
+      this.#expireLease(
+        slot,
+        at,
+        result,
+        consumer === undefined ? 'lease expired' : `lease released by ${consumer}`,
+      );
+    }
     return result;
   }
 
@@ -436,13 +445,13 @@ export class QueueStateMachine {
     return claimed;
   }
 
-  #expireLease(slot: JobSlot, at: number, result: TickApplied): void {
+  #expireLease(slot: JobSlot, at: number, result: TickApplied, how = 'lease expired'): void {
     const { job } = slot;
     if (job.attempts >= job.maxAttempts) {
-      this.#finish(slot, 'dead', at, `lease expired after ${job.attempts} attempts`);
+      this.#finish(slot, 'dead', at, `${how} after ${job.attempts} attempts`);
       result.deadLettered.push(job.id);
     } else {
-      job.lastError = `lease expired (attempt ${job.attempts})`;
+      job.lastError = `${how} (attempt ${job.attempts})`;
       this.#requeue(slot, undefined);
       result.redelivered.push(job.id);
     }
@@ -824,6 +833,12 @@ function validateConfig(config: QueueStateConfig): QueueStateConfig {
 
 function isPastDeadline(job: Job, at: number): boolean {
   return job.deadline !== undefined && at > job.deadline;
+}
+
+/** Whether `consumer`, or one of its slots (`<consumer>/<slot>`), holds the job's lease. */
+function heldBy(job: Job, consumer: string): boolean {
+  const holder = job.consumer;
+  return holder !== undefined && (holder === consumer || holder.startsWith(`${consumer}/`));
 }
 
 function clearLease(job: Job): void {

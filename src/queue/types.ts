@@ -131,6 +131,16 @@ export interface JobQueue {
   ack(id: string, leaseId: string, outcome?: JobOutcome): Promise<void>;
   nack(id: string, leaseId: string, options: NackOptions): Promise<void>;
   extend(id: string, leaseId: string, leaseMs: number): Promise<{ leaseExpiresAt: number }>;
+  /**
+   * Hands back every lease held by `consumer` or one of its slots (`<consumer>/<slot>`), as if
+   * each had expired (the attempt counts, so a poison job still ends in the dead-letter list):
+   * a worker restarted under its stable name calls it before claiming, so what its dead
+   * incarnation held is redelivered now instead of when the leases would have run out. Never
+   * call it for a consumer that may still be working. Resolves with how many jobs it released
+   * (redelivered or dead-lettered); a queue that detects dead consumers by itself (JetStream's
+   * AckWait) may release none.
+   */
+  releaseConsumer(consumer: string): Promise<number>;
   get(id: string): Promise<JobRecord | undefined>;
   deadLetters(limit?: number): Promise<JobRecord[]>;
   stats(): Promise<QueueStats>;

@@ -31,6 +31,10 @@ export function validateClaim(request: ClaimRequest): void {
   if (request.waitMs !== undefined) checkDuration('waitMs', request.waitMs, true);
 }
 
+export function validateConsumer(consumer: string): void {
+  checkId('consumer', consumer);
+}
+
 export function validateFenced(id: string, leaseId: string): void {
   checkId('id', id);
   if (typeof leaseId !== 'string' || leaseId === '')

@@ -27,5 +27,10 @@ export function dispatcherEvents(metrics: ServiceMetrics, logger: Logger): Dispa
         'job attempt failed',
       );
     },
+    released: (count) => {
+      if (count > 0) {
+        logger.warn({ released: count }, 'leases held by this worker before it restarted handed back');
+      }
+    },
   };
 }

@@ -84,6 +84,8 @@ export interface DispatcherEvents {
   claimed?(job: ClaimedJob, queueWaitMs: number, payload: ResizeJobPayload): void;
   converted?(job: ClaimedJob, result: ConversionResult): void;
   failed?(job: ClaimedJob, error: PixelfleetError, willRetry: boolean): void;
+  /** Leases of an earlier incarnation handed back before the first claim (`releaseEarlierLeases`). */
+  released?(count: number): void;
 }
 
 export interface DispatcherOptions {
@@ -102,8 +104,18 @@ export interface DispatcherOptions {
    * result failed) is redelivered; doubles with each attempt. Default 500.
    */
   hostRetryDelayMs?: number;
+  /**
+   * Before the first claim, hand back every lease held under `consumerName`
+   * (`JobQueue.releaseConsumer`): for a worker restarted under a stable name, whose dead
+   * incarnation's jobs are then redelivered at once instead of when their leases run out. Only
+   * when no other live process uses the same name. Default false.
+   */
+  releaseEarlierLeases?: boolean;
   onError?(error: unknown): void;
 }
+
+/** How long a starting dispatcher keeps trying to release its earlier leases before claiming anyway. */
+const releaseGiveUpMs = 10_000;
 
 function settle(settling: Promise<void>): { settling: Promise<void> } {
   return { settling };
@@ -141,7 +153,30 @@ export class Dispatcher {
   }
 
   start(): void {
-    for (let slot = 0; slot < this.#options.concurrency; slot++) this.#loops.push(this.#loop(slot));
+    const released = this.#options.releaseEarlierLeases ? this.#releaseEarlierLeases() : undefined;
+    for (let slot = 0; slot < this.#options.concurrency; slot++) this.#loops.push(this.#loop(slot, released));
+  }
+
+  /**
+   * Retried while the queue is unreachable (a leader election, say), because a claim must not come
+   * first: the release would take back this incarnation's own new leases too. After
+   * `releaseGiveUpMs` the loops claim anyway and the old leases simply run out.
+   */
+  async #releaseEarlierLeases(): Promise<void> {
+    const { queue, consumerName } = this.#options;
+    const signal = this.#abort.signal;
+    const giveUpAt = Date.now() + releaseGiveUpMs;
+    for (let delayMs = 100; !signal.aborted; delayMs = Math.min(delayMs * 2, 2000)) {
+      try {
+        const count = await queue.releaseConsumer(consumerName);
+        this.#options.events?.released?.(count);
+        return;
+      } catch (error) {
+        this.#options.onError?.(error);
+        if (Date.now() + delayMs > giveUpAt) return;
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
   }
 
   /** Jobs being converted right now. */
@@ -156,9 +191,10 @@ export class Dispatcher {
     while (this.#settling.size > 0) await Promise.all(this.#settling);
   }
 
-  async #loop(slot: number): Promise<void> {
+  async #loop(slot: number, released: Promise<void> | undefined): Promise<void> {
     const { queue } = this.#options;
     const signal = this.#abort.signal;
+    await released;
     // The lease outlives the watchdog, so a healthy conversion never loses its lease.
     const leaseMs = this.#options.jobTimeoutMs * 2 + 5000;
     while (!signal.aborted) {

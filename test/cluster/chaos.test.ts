@@ -246,7 +246,7 @@ test('cluster chaos - one fault at a time under steady load: yield, p99, recover
     reports[fault.name] = report;
     if (fault.name.includes('mid-job')) {
       t.diagnostic(`the killed worker was converting: ${caughtBusy.value}`);
-      // Its job was redelivered to another worker once the lease ran out, and answered.
+      // Its job was redelivered once the restarted worker released its old lease, and answered.
       if (caughtBusy.value) assert.ok(redelivered >= 1, 'the job of the killed worker was redelivered');
     }
     if (fault.name.includes('lease')) assert.ok(redelivered >= 1, "the paused worker's job was redelivered");

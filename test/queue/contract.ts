@@ -22,7 +22,20 @@ const WAIT_MS = 5_000;
 /** For tests of claim order, which hold every lease until the end. */
 const ORDER_LEASE_MS = 30_000;
 
-export function runQueueContract(name: string, open: () => Promise<QueueUnderTest>): void {
+export interface ContractOptions {
+  /**
+   * Whether `releaseConsumer` takes leases back (embedded, Raft). False for a queue that detects
+   * dead consumers by itself and releases none (JetStream: AckWait). Default true.
+   */
+  releasesConsumers?: boolean;
+}
+
+export function runQueueContract(
+  name: string,
+  open: () => Promise<QueueUnderTest>,
+  options: ContractOptions = {},
+): void {
+  const releasesConsumers = options.releasesConsumers ?? true;
   async function withQueue(body: (queue: JobQueue, ids: (label: string) => string) => Promise<void>) {
     const opened = await open();
     const prefix = randomUUID().slice(0, 8);
@@ -139,6 +152,61 @@ export function runQueueContract(name: string, open: () => Promise<QueueUnderTes
         assert.notEqual(second.leaseId, first.leaseId);
         assert.ok((await queue.stats()).redeliveredTotal >= 1);
         await queue.ack(second.id, second.leaseId);
+      }));
+
+    test('queue - releaseConsumer hands back the leases of one consumer and its slots only', () =>
+      withQueue(async (queue, ids) => {
+        // Durable and non-durable jobs alike: a worker's jobs are of both kinds.
+        await queue.enqueue(job(ids('slot')));
+        await queue.enqueue({ ...job(ids('exact')), durable: false });
+        await queue.enqueue(job(ids('other')));
+        const hold = (consumer: string) => queue.claim({ consumer, leaseMs: ORDER_LEASE_MS });
+        const slot = (await hold('w1/0'))!;
+        const exact = (await hold('w1'))!;
+        // Shares the prefix "w1" but is another worker.
+        const other = (await hold('w10/0'))!;
+        assert.deepEqual(
+          new Set([slot.id, exact.id, other.id]),
+          new Set([ids('slot'), ids('exact'), ids('other')]),
+        );
+        if (!releasesConsumers) {
+          assert.equal(await queue.releaseConsumer('w1'), 0);
+          await queue.ack(slot.id, slot.leaseId);
+          await queue.ack(exact.id, exact.leaseId);
+          await queue.ack(other.id, other.leaseId);
+          return;
+        }
+        assert.equal(await queue.releaseConsumer('w1'), 2);
+        // Claimable at once, long before the 30 s leases would have run out.
+        const again = [(await hold('w2/0'))!, (await hold('w2/1'))!];
+        assert.deepEqual(new Set(again.map((claimed) => claimed.id)), new Set([slot.id, exact.id]));
+        for (const claimed of again) assert.equal(claimed.attempt, 2);
+        assert.equal(await hold('w2/2'), undefined, "w10's job stays leased");
+        // The dead incarnation's leases are fenced off.
+        await rejectsWith(queue.ack(slot.id, slot.leaseId), 'PF_ERR_LEASE_LOST');
+        await rejectsWith(queue.ack(exact.id, exact.leaseId), 'PF_ERR_LEASE_LOST');
+        assert.equal(await queue.releaseConsumer('w1'), 0, 'nothing left to release');
+        for (const claimed of [...again, other]) await queue.ack(claimed.id, claimed.leaseId);
+        assert.equal((await queue.get(slot.id))?.state, 'succeeded');
+        await assert.rejects(queue.releaseConsumer(''), TypeError);
+      }));
+
+    test('queue - releaseConsumer dead-letters a job on its last attempt', () =>
+      withQueue(async (queue, ids) => {
+        await queue.enqueue(job(ids('poison'), 'acme', { maxAttempts: 1 }));
+        const claimed = (await queue.claim({ consumer: 'w1/0', leaseMs: ORDER_LEASE_MS }))!;
+        if (!releasesConsumers) {
+          assert.equal(await queue.releaseConsumer('w1'), 0);
+          assert.equal((await queue.get(claimed.id))?.state, 'running', 'the lease is untouched');
+          await queue.ack(claimed.id, claimed.leaseId);
+          return;
+        }
+        assert.equal(await queue.releaseConsumer('w1'), 1);
+        const record = await eventually(
+          () => queue.get(claimed.id),
+          (current) => current.state === 'dead',
+        );
+        assert.match(record.lastError ?? '', /released by w1/);
       }));
 
     test('queue - fences ack, nack and extend by the lease id', () =>

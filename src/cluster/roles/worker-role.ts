@@ -44,6 +44,9 @@ export async function startWorkerRole(context: NodeContext): Promise<RoleHandle>
     concurrency: pool.capacity,
     jobTimeoutMs: config.jobTimeout,
     consumerName: context.nodeId,
+    // A member id is unique while it runs (the Raft and registry ids depend on it), and the
+    // supervisor restarts a worker under the same one: what the dead process held comes back now.
+    releaseEarlierLeases: true,
     hostRetryDelayMs: 500,
     onError: (error) => logger.error({ err: error }, 'dispatcher error'),
     events: dispatcherEvents(metrics, logger),

@@ -24,7 +24,7 @@
 import { join } from 'node:path';
 import { isPixelfleetError, PixelfleetError } from '../../errors/index.ts';
 import { openRecordLog, type RecordLog, type RecordLogStats } from '../../storage/index.ts';
-import { type CommandResult, enqueueCommand, type QueueCommand } from '../commands.ts';
+import { type CommandResult, enqueueCommand, type QueueCommand, releasedCount } from '../commands.ts';
 import { mergeStats } from '../lanes.ts';
 import {
   DEFAULT_MAX_ATTEMPTS,
@@ -46,6 +46,7 @@ import type {
 import {
   checkDuration,
   validateClaim,
+  validateConsumer,
   validateEnqueue,
   validateFenced,
   validateNack,
@@ -274,6 +275,16 @@ export class EmbeddedQueue implements JobQueue {
     const result = this.#volatile.has(id) ? this.#applyVolatile(command) : this.#commit(command).result;
     if (result.rejection) throw rejectionError(result.rejection);
     return { leaseExpiresAt: result.leaseExpiresAt as number };
+  }
+
+  async releaseConsumer(consumer: string): Promise<number> {
+    validateConsumer(consumer);
+    this.#assertWritable();
+    const command = { type: 'release-leases' as const, at: this.#now(), consumer };
+    const volatile = this.#applyVolatile(command);
+    const { result, durable } = this.#commit(command);
+    await this.#durable(durable);
+    return releasedCount(volatile) + releasedCount(result);
   }
 
   async get(id: string): Promise<JobRecord | undefined> {

@@ -56,6 +56,7 @@ import type {
 import {
   checkDuration,
   validateClaim,
+  validateConsumer,
   validateEnqueue,
   validateFenced,
   validateNack,
@@ -378,6 +379,19 @@ export class NatsJobQueue implements JobQueue {
       this.#connection.publish(lease.ackSubject, '+WPI');
       return { leaseExpiresAt };
     }
+  }
+
+  /**
+   * Releases nothing: JetStream already detects a dead consumer. Its leases are kept alive only by
+   * its own process's `+WPI` heartbeats (lease-keeper.ts), so once that process is gone the server
+   * redelivers each of its messages within one AckWait, restart or not. Finding the dead
+   * incarnation's leases here would mean reading every job record, as the records have no index
+   * by consumer.
+   */
+  async releaseConsumer(consumer: string): Promise<number> {
+    validateConsumer(consumer);
+    this.#assertOpen();
+    return 0;
   }
 
   async get(id: string): Promise<JobRecord | undefined> {

@@ -32,6 +32,7 @@ export type Operation =
   | 'ack'
   | 'nack'
   | 'extend'
+  | 'releaseConsumer'
   | 'get'
   | 'deadLetters'
   | 'stats'

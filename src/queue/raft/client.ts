@@ -42,6 +42,7 @@ import type {
 import {
   checkDuration,
   validateClaim,
+  validateConsumer,
   validateEnqueue,
   validateFenced,
   validateNack,
@@ -366,6 +367,13 @@ export class RaftQueueClient implements JobQueue {
     validateFenced(id, leaseId);
     checkDuration('leaseMs', leaseMs, false);
     return (await this.#call('extend', { id, leaseId, leaseMs })) as { leaseExpiresAt: number };
+  }
+
+  async releaseConsumer(consumer: string): Promise<number> {
+    validateConsumer(consumer);
+    // Safe to repeat after a lost answer: the consumer claims nothing until this resolves.
+    const answer = (await this.#call('releaseConsumer', { consumer })) as { released: number };
+    return answer.released;
   }
 
   async get(id: string): Promise<JobRecord | undefined> {

@@ -116,6 +116,8 @@ export async function startQueueServer(options: QueueServerOptions): Promise<Que
         return null;
       case 'extend':
         return queue.extend(args.id as string, args.leaseId as string, args.leaseMs as number);
+      case 'releaseConsumer':
+        return { released: await queue.releaseConsumer(args.consumer as string) };
       case 'get':
         return (await queue.get(args.id as string)) ?? null;
       case 'deadLetters':

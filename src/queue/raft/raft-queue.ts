@@ -33,7 +33,7 @@ import type {
   SettleApplied,
   TickApplied,
 } from '../commands.ts';
-import { enqueueCommand } from '../commands.ts';
+import { enqueueCommand, releasedCount } from '../commands.ts';
 import type { QueueLogger } from '../embedded/index.ts';
 import { mergeStats } from '../lanes.ts';
 import { rejectionError } from '../state-machine.ts';
@@ -51,6 +51,7 @@ import type {
 import {
   checkDuration,
   validateClaim,
+  validateConsumer,
   validateEnqueue,
   validateFenced,
   validateNack,
@@ -284,6 +285,18 @@ export class RaftQueue implements JobQueue {
     const result = await this.#submit({ type: 'extend', id, leaseId, leaseMs });
     if (result.rejection) throw rejectionError(result.rejection);
     return { leaseExpiresAt: result.leaseExpiresAt as number };
+  }
+
+  async releaseConsumer(consumer: string): Promise<number> {
+    validateConsumer(consumer);
+    this.#assertWritable();
+    const volatile = this.#applyVolatile(this.#lane!, {
+      type: 'release-leases',
+      at: this.#stamp(),
+      consumer,
+    });
+    const durable = await this.#submit({ type: 'release-leases', consumer });
+    return releasedCount(volatile) + releasedCount(durable);
   }
 
   async get(id: string): Promise<JobRecord | undefined> {

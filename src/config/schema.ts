@@ -95,6 +95,12 @@ export const settings = {
     min: 100,
     doc: 'Watchdog: a conversion running longer is killed, its worker restarted and the job retried.',
   },
+  lease: {
+    type: 'duration',
+    default: 5_000,
+    min: 300,
+    doc: "How long a worker's claim on a job lasts unrenewed. The worker renews it every third of this while it holds the job; one that stops (paused, hung, its machine gone) loses its jobs to another worker after this long.",
+  },
   syncTimeout: {
     type: 'duration',
     default: 30_000,

@@ -134,6 +134,7 @@ export async function startEmbeddedService(
       host,
       concurrency: pool.capacity,
       jobTimeoutMs: config.jobTimeout,
+      leaseMs: config.lease,
       consumerName: `embedded-${process.pid}`,
       onError: (error) => logger.error({ err: error }, 'dispatcher error'),
       events: dispatcherEvents(metrics, logger),

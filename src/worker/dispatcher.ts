@@ -95,6 +95,12 @@ export interface DispatcherOptions {
   /** Parallel claim loops (= the calls the worker pool holds at once: `WorkerPool.capacity`). */
   concurrency: number;
   jobTimeoutMs: number;
+  /**
+   * How long a claim lasts unrenewed; the dispatcher renews it every third of this from the
+   * claim until the job is settled, so only a dispatcher that stops running loses its jobs.
+   * Default: twice the watchdog time plus 5 s.
+   */
+  leaseMs?: number;
   consumerName: string;
   events?: DispatcherEvents;
   /** Backoff before a retryable failure is redelivered. */
@@ -195,8 +201,7 @@ export class Dispatcher {
     const { queue } = this.#options;
     const signal = this.#abort.signal;
     await released;
-    // The lease outlives the watchdog, so a healthy conversion never loses its lease.
-    const leaseMs = this.#options.jobTimeoutMs * 2 + 5000;
+    const leaseMs = this.#options.leaseMs ?? this.#options.jobTimeoutMs * 2 + 5000;
     while (!signal.aborted) {
       let job: ClaimedJob | undefined;
       try {
@@ -214,6 +219,7 @@ export class Dispatcher {
       }
       if (!job) continue;
       this.#active++;
+      const stopRenewing = this.#renew(job, leaseMs);
       let settling: Promise<void> | undefined;
       try {
         settling = (await this.#process(job)).settling;
@@ -222,8 +228,44 @@ export class Dispatcher {
       } finally {
         this.#active--;
       }
-      if (settling) await this.#track(settling);
+      if (settling) {
+        await this.#track(settling.finally(stopRenewing));
+      } else {
+        stopRenewing();
+      }
     }
+  }
+
+  /**
+   * Keeps the job's lease alive while this dispatcher holds it (queued for a converter,
+   * converting, delivering, acking): an extend every third of the lease, one at a time. A lease
+   * already lost stops the renewals (the ack will say so too); any other failure, a leader
+   * election say, is tried again at the next beat. Returns the stop function.
+   */
+  #renew(job: ClaimedJob, leaseMs: number): () => void {
+    const { queue } = this.#options;
+    let stopped = false;
+    let inFlight = false;
+    const timer = setInterval(() => {
+      if (inFlight || stopped) return;
+      inFlight = true;
+      queue.extend(job.id, job.leaseId, leaseMs).then(
+        () => {
+          inFlight = false;
+        },
+        (error: unknown) => {
+          inFlight = false;
+          if (isPixelfleetError(error, 'PF_ERR_LEASE_LOST')) stop();
+          else if (!stopped) this.#options.onError?.(error);
+        },
+      );
+    }, leaseMs / 3);
+    timer.unref();
+    const stop = () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+    return stop;
   }
 
   /**

@@ -19,12 +19,12 @@ function cpuTicks(pid: number): number {
 test('cluster - a worker killed mid-job and restarted hands its job back at once, not after its lease', {
   timeout: 120_000,
 }, async (t) => {
-  // One worker with a 20 s watchdog, so the lease is 2 × 20 + 5 = 45 s: longer than the 30 s a
-  // sync request waits. Only the restarted worker releasing its old lease can answer in time.
+  // One worker whose claims last 45 s unrenewed: longer than the 30 s a sync request waits. Only
+  // the restarted worker releasing its old lease can answer in time.
   const cluster = await startLocalCluster(t, {
     apiServers: 1,
     workers: 1,
-    workerArgs: ['--job-timeout', '20s'],
+    workerArgs: ['--job-timeout', '20s', '--lease', '45s'],
   });
   const { apiKey } = await cluster.issueKey();
   const auth = { authorization: `Bearer ${apiKey}` };

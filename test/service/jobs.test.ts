@@ -96,3 +96,43 @@ describe('api - asynchronous jobs', () => {
     assert.equal(((await expired.json()) as { code: string }).code, 'PF_ERR_RESULT_EXPIRED');
   });
 });
+
+describe('api - leases of long conversions', () => {
+  let service: Service;
+  // The largest corpus photo to lossless AVIF at full size: seconds of converting, many leases.
+  const image = corpusFile('jpeg/mate-TwoWings.jpg');
+
+  before(async () => {
+    service = await startInProcess(['--workers', '1', '--lease', '600ms']);
+  });
+  after(async () => {
+    await service.close();
+  });
+
+  test('api - a conversion longer than the lease keeps its job: the worker renews the lease', async () => {
+    const response = await fetch(`${service.url}/v1/jobs?width=2560&format=avif&lossless=true`, {
+      method: 'POST',
+      body: image,
+      headers: service.auth,
+    });
+    assert.equal(response.status, 202);
+    const { id } = (await response.json()) as { id: string };
+    const job = await waitFor(
+      async () => {
+        const current = (await (
+          await fetch(`${service.url}/v1/jobs/${id}`, { headers: service.auth })
+        ).json()) as Record<string, unknown>;
+        return current.state === 'succeeded' || current.state === 'failed' ? current : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 50 },
+    );
+    assert.equal(job.state, 'succeeded');
+    const timings = job.timings as { conversionMs: number };
+    assert.ok(
+      timings.conversionMs > 3 * 600,
+      `the conversion took ${timings.conversionMs} ms, not several leases`,
+    );
+    // An unrenewed 600 ms lease would have run out mid-conversion and the job been handed out again.
+    assert.equal(job.attempts, 1);
+  });
+});

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { listSegments, readSegment, readUnsealedSegment } from '../../src/usage/segment-files.ts';
-import { childPids, corpusJpegs } from '../service/harness.ts';
+import { childPids, corpusJpegs, cpuTicks } from '../service/harness.ts';
 import { waitFor } from '../support/index.ts';
 import { type FaultReport, faultReport, type LoadSample, runSteadyLoad } from '../support/steady-load.ts';
 import { type ClusterRole, type LocalCluster, startLocalCluster } from './harness.ts';
@@ -59,16 +59,6 @@ async function queueLeaderIndex(cluster: LocalCluster): Promise<number> {
       }
     }
     await sleep(100);
-  }
-}
-
-function cpuTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
   }
 }
 

@@ -3,18 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { childPids, corpusJpegs } from '../service/harness.ts';
+import { childPids, corpusJpegs, cpuTicks } from '../service/harness.ts';
 import { startLocalCluster } from './harness.ts';
-
-function cpuTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
 
 test('cluster - a worker killed mid-job and restarted hands its job back at once, not after its lease', {
   timeout: 120_000,

@@ -237,6 +237,17 @@ export function childPids(parent: number): number[] {
   return pids;
 }
 
+/** A process's CPU time so far (user + system) in clock ticks, from /proc; 0 once it is gone. */
+export function cpuTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
+}
+
 export async function resize(
   to: ApiTarget,
   image: Uint8Array,

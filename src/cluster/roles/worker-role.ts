@@ -45,7 +45,7 @@ export async function startWorkerRole(context: NodeContext): Promise<RoleHandle>
     jobTimeoutMs: config.jobTimeout,
     leaseMs: config.lease,
     consumerName: context.nodeId,
-    // A member id is unique while it runs (the Raft and registry ids depend on it), and the
+    // A member id names one running process (the registry keys members by it), and the
     // supervisor restarts a worker under the same one: what the dead process held comes back now.
     releaseEarlierLeases: true,
     hostRetryDelayMs: 500,

@@ -27,9 +27,13 @@ export interface EnqueueCommand {
 
 /** The enqueue command for a request, at time `at`: the optional fields only when set. */
 export function enqueueCommand(request: EnqueueRequest, at: number): EnqueueCommand {
+  return { ...unstampedEnqueue(request), at };
+}
+
+/** `enqueueCommand` without its time, for the Raft leader to stamp when it batches commands. */
+export function unstampedEnqueue(request: EnqueueRequest): Omit<EnqueueCommand, 'at'> {
   return {
     type: 'enqueue',
-    at,
     id: request.id,
     account: request.account,
     payload: request.payload,

@@ -33,7 +33,7 @@ import type {
   SettleApplied,
   TickApplied,
 } from '../commands.ts';
-import { enqueueCommand, releasedCount } from '../commands.ts';
+import { enqueueCommand, releasedCount, unstampedEnqueue } from '../commands.ts';
 import type { QueueLogger } from '../embedded/index.ts';
 import { mergeStats } from '../lanes.ts';
 import { rejectionError } from '../state-machine.ts';
@@ -177,15 +177,7 @@ export class RaftQueue implements JobQueue {
       const result = this.#applyVolatile(lane, enqueueCommand(request, this.#stamp()));
       return { id: result.id, duplicate: result.duplicate, state: result.state, lane: lane.token };
     }
-    const result = await this.#submit({
-      type: 'enqueue',
-      id: request.id,
-      account: request.account,
-      payload: request.payload,
-      ...(request.maxAttempts === undefined ? {} : { maxAttempts: request.maxAttempts }),
-      ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
-      ...(request.retentionMs === undefined ? {} : { retentionMs: request.retentionMs }),
-    });
+    const result = await this.#submit(unstampedEnqueue(request));
     return { id: result.id, duplicate: result.duplicate, state: result.state };
   }
 

@@ -448,10 +448,7 @@ export class WorkerPool {
     const wasReady = slot.ready;
     slot.child = undefined;
     slot.ready = false;
-    const [job, ...sentAhead] = slot.jobs;
-    slot.jobs = [];
-    this.#discardInputs(job, ...sentAhead);
-    this.#requeue(sentAhead);
+    const job = this.#clearSlot(slot);
     const killReason = slot.killReason;
     slot.killReason = undefined;
     for (const notify of slot.onExit.splice(0)) notify();
@@ -505,9 +502,19 @@ export class WorkerPool {
     }
   }
 
-  /** The spool files of jobs a child will never finish (it unlinks the ones it reads). */
-  #discardInputs(...jobs: Array<RunningJob | undefined>): void {
-    for (const job of jobs) if (job?.inputPath !== undefined) this.#spool?.discard(job.inputPath);
+  /**
+   * The child will finish none of its jobs (it died or is being killed): their spool files are
+   * discarded (it unlinks only the ones it reads), the sent-ahead calls go back to the queue, and
+   * the one it was converting is returned for the caller to settle.
+   */
+  #clearSlot(slot: WorkerSlot): RunningJob | undefined {
+    const [running, ...sentAhead] = slot.jobs;
+    slot.jobs = [];
+    for (const job of [running, ...sentAhead]) {
+      if (job?.inputPath !== undefined) this.#spool?.discard(job.inputPath);
+    }
+    this.#requeue(sentAhead);
+    return running;
   }
 
   /** Calls a child had been sent but never started go back to the front of the queue, in order. */
@@ -554,11 +561,9 @@ export class WorkerPool {
   }
 
   #onTimeout(slot: WorkerSlot, jobId: number): void {
-    const [job, ...sentAhead] = slot.jobs;
+    const job = slot.jobs[0];
     if (job === undefined || job.jobId !== jobId) return;
-    slot.jobs = [];
-    this.#discardInputs(job, ...sentAhead);
-    this.#requeue(sentAhead);
+    this.#clearSlot(slot);
     this.#failures++;
     this.#emit({ type: 'timeout', workerId: slot.id, pid: slot.pid, timeoutMs: job.call.timeoutMs });
     this.#settle(job.call, {

@@ -316,7 +316,12 @@ describe('worker pool lifecycle', () => {
 
     const running = pool.convert(largest, endless);
     const ahead = pool.convert(photo, thumbnail);
-    assert.equal(readdirSync(spool).length, 2, 'both inputs written');
+    // The child reads (and unlinks) the input it converts at once, perhaps before we can look;
+    // the sent-ahead input waits in the spool until the running conversion ends.
+    await waitFor(() => {
+      const files = readdirSync(spool);
+      return files.length === 1 && statSync(join(spool, files[0]!)).size === photo.length;
+    }, 'only the sent-ahead input left in the spool');
     await sleep(200);
     process.kill(pool.stats().workers[0]!.pid!, 'SIGKILL');
     await assert.rejects(running, (error: unknown) => isPixelfleetError(error, 'PF_ERR_WORKER_CRASHED'));

@@ -127,7 +127,7 @@ async function handle(
     return;
   }
   if (body === 'aborted') return;
-  exchange.bytesIn = body === undefined ? 0 : Array.isArray(body) ? sizeOf(body) : body.length;
+  exchange.bytesIn = body.size;
 
   const now = Date.now();
   const deadlineAt = readDeadline(request.headers, now) ?? now + settings.defaultDeadlineMs;
@@ -139,7 +139,7 @@ async function handle(
   headers['x-request-id'] = requestId;
   // A body kept as its chunks is not concatenated (a copy, and external memory that makes V8 run
   // full collections at low request rates); undici writes them in turn, framed by this length.
-  if (Array.isArray(body)) headers['content-length'] = String(exchange.bytesIn);
+  if (body.chunks.length > 1) headers['content-length'] = String(body.size);
   headers.traceparent = formatTraceparent(trace);
   const replayable = isReplayable(method, request.headers);
   const affinityKey = settings.affinity
@@ -179,7 +179,11 @@ async function handle(
         method: method as Dispatcher.HttpMethod,
         headers: { ...headers, ...deadlineHeaders(deadlineAt, Date.now()) },
         // An array of chunks is replayable (a retry iterates it again); undici writes iterables.
-        body: (body ?? null) as Buffer | null,
+        body: (body.size === 0
+          ? null
+          : body.chunks.length === 1
+            ? body.chunks[0]
+            : body.chunks) as Buffer | null,
         signal: clientGone.signal,
         headersTimeout: remainingMs,
         bodyTimeout: settings.bodyTimeoutMs,
@@ -289,14 +293,17 @@ function relay(
   });
 }
 
-/** The whole body (undefined when empty), 'too-large' past the limit, 'aborted' when the client left. */
+/**
+ * The whole body as the chunks it arrived in (none when empty) and their total size, 'too-large'
+ * past the limit, 'aborted' when the client left.
+ */
 function readBody(
   request: IncomingMessage,
   limit: number,
-): Promise<Buffer | Buffer[] | undefined | 'too-large' | 'aborted'> {
+): Promise<{ chunks: Buffer[]; size: number } | 'too-large' | 'aborted'> {
   const declared = Number(request.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.resolve('too-large');
-  if (request.readableEnded) return Promise.resolve(undefined);
+  if (request.readableEnded) return Promise.resolve({ chunks: [], size: 0 });
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -312,7 +319,7 @@ function readBody(
     };
     const onEnd = () => {
       cleanup();
-      resolve(size === 0 ? undefined : chunks.length === 1 ? chunks[0] : chunks);
+      resolve({ chunks, size });
     };
     const onAborted = () => {
       cleanup();
@@ -355,12 +362,6 @@ function errorCode(error: unknown): string | undefined {
     current = (current as { cause?: unknown }).cause;
   }
   return undefined;
-}
-
-function sizeOf(chunks: readonly Buffer[]): number {
-  let size = 0;
-  for (const chunk of chunks) size += chunk.length;
-  return size;
 }
 
 function firstValue(value: string | string[] | undefined): string | undefined {

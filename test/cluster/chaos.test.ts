@@ -62,35 +62,47 @@ async function queueLeaderIndex(cluster: LocalCluster): Promise<number> {
   }
 }
 
+/** Whether any of these processes used CPU over two consecutive 20 ms looks (ticks are 10 ms). */
+async function anyBusy(pids: number[]): Promise<boolean> {
+  const first = pids.map(cpuTicks);
+  await sleep(20);
+  const second = pids.map(cpuTicks);
+  await sleep(20);
+  return pids.some((pid, at) => second[at]! > first[at]! && cpuTicks(pid) > second[at]!);
+}
+
 /**
- * Signals a worker whose converter is busy (its CPU time is growing), so a kill lands mid-job;
- * after 2 s of looking, any worker. Says which it was.
+ * Signals a worker caught mid-job; after 2 s of looking, any worker. Says which it was.
+ *
+ * A converter using CPU is not enough: its conversion may end, and the worker deliver and ack
+ * the result, in the few milliseconds before the signal lands (it did, once in CI). So the
+ * worker is frozen first (SIGSTOP) and its converters looked at again: one still converting
+ * holds a job its frozen worker can neither deliver nor ack, so the job must be redelivered.
+ * Otherwise the worker is resumed and the search goes on.
  */
 async function signalBusyWorker(cluster: LocalCluster, signal: NodeJS.Signals, busy: { value: boolean }) {
   const deadline = Date.now() + 2_000;
   const workers = cluster.pids().worker;
-  let index = 1;
   search: while (Date.now() < deadline) {
     for (const [position, pid] of workers.entries()) {
-      // Busy = its CPU time grew over two consecutive 20 ms looks (ticks are 10 ms): mid-job,
-      // not at the tail of one.
       const converters = childPids(pid);
-      const first = converters.map(cpuTicks);
-      await sleep(20);
-      const second = converters.map(cpuTicks);
-      await sleep(20);
-      if (converters.some((child, at) => second[at]! > first[at]! && cpuTicks(child) > second[at]!)) {
-        index = position + 1;
+      if (!(await anyBusy(converters))) continue;
+      process.kill(pid, 'SIGSTOP');
+      if (await anyBusy(converters)) {
         busy.value = true;
-        break search;
+        if (signal !== 'SIGSTOP') cluster.kill('worker', position + 1, signal);
+        return { role: 'worker' as const, index: position + 1, pid };
       }
+      process.kill(pid, 'SIGCONT');
+      if (Date.now() >= deadline) break search;
     }
   }
-  const pid = cluster.kill('worker', index, signal);
-  return { role: 'worker' as const, index, pid };
+  const pid = cluster.kill('worker', 1, signal);
+  return { role: 'worker' as const, index: 1, pid };
 }
 
 const caughtBusy = { value: false };
+const caughtBusyPaused = { value: false };
 
 const faults: Fault[] = [
   {
@@ -122,7 +134,7 @@ const faults: Fault[] = [
     syncOnly: true,
     async inject(cluster) {
       return {
-        ...(await signalBusyWorker(cluster, 'SIGSTOP', { value: false })),
+        ...(await signalBusyWorker(cluster, 'SIGSTOP', caughtBusyPaused)),
         healAtMs: faultAtMs + leaseMs + 2_000,
       };
     },
@@ -241,7 +253,10 @@ test('cluster chaos - one fault at a time under steady load: yield, p99, recover
       // Its job was redelivered once the restarted worker released its old lease, and answered.
       if (caughtBusy.value) assert.ok(redelivered >= 1, 'the job of the killed worker was redelivered');
     }
-    if (fault.name.includes('lease')) assert.ok(redelivered >= 1, "the paused worker's job was redelivered");
+    if (fault.name.includes('lease')) {
+      t.diagnostic(`the paused worker was converting: ${caughtBusyPaused.value}`);
+      if (caughtBusyPaused.value) assert.ok(redelivered >= 1, "the paused worker's job was redelivered");
+    }
     t.diagnostic(
       `${fault.name}: yield ${(report.yield * 100).toFixed(1)} %, during fault ${(report.yieldDuringFault * 100).toFixed(1)} %, ` +
         `p99 before ${report.p99BeforeFaultMs} ms, after ${report.p99DuringFaultMs} ms, recovered after ${report.timeToRecoverMs} ms, ` +

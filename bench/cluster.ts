@@ -23,10 +23,12 @@ import { type OpenLoopResult, openLoop } from './open-loop.ts';
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '15' },
+    warmup: { type: 'string', default: '30' },
     json: { type: 'boolean', default: false },
   },
 });
 const durationS = Number(values.duration);
+const warmupS = Number(values.warmup);
 const cores = availableParallelism();
 const repo = fileURLToPath(new URL('../', import.meta.url));
 const corpus = join(repo, '..', 'shared', 'corpus', 'jpeg');
@@ -52,7 +54,7 @@ class Owner {
 }
 
 async function saturate(url: string, auth: Record<string, string>): Promise<LoadResult> {
-  await closedLoop({ headers: auth, url, connections: cores * 2, durationS: 3, request: resize });
+  await closedLoop({ headers: auth, url, connections: cores * 4, durationS: warmupS, request: resize });
   return closedLoop({ headers: auth, url, connections: cores * 4, durationS, request: resize });
 }
 
@@ -116,7 +118,9 @@ async function cluster(): Promise<ClusterFigures> {
 const fmt = (value: number, digits = 1) => value.toFixed(digits);
 
 async function main(): Promise<void> {
-  console.log(`${bodies.length} corpus JPEGs; ${cores} cores; ${durationS} s per saturation phase`);
+  console.log(
+    `${bodies.length} corpus JPEGs; ${cores} cores; ${warmupS} s of warm-up, then ${durationS} s measured, per saturation phase`,
+  );
   const ours = await embedded();
   console.log(`embedded: ${fmt(ours.perSecond)} conversions/s`);
   const distributed = await cluster();

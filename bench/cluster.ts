@@ -7,7 +7,10 @@
  *     through the gateway and straight to one api server — a cheap request (GET /v1/usage:
  *     authentication and routing, no conversion) and a resize.
  * Saturation is closed loop (autocannon, 4 connections per core); the corpus JPEGs are resized
- * to 320 px wide JPEG q80, as in `npm run bench`. Options: --duration S (default 15), --json.
+ * to 320 px wide JPEG q80, as in `npm run bench`. Each saturation phase warms up first (`--warmup S`,
+ * default 30: a dozen fresh processes are still compiling and growing their heaps after 3 s),
+ * then measures for `--duration S` (default 15) and splits the CPU time by process. Options:
+ * --connections N (default 4 per core), --json.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -15,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startLocalCluster } from '../test/cluster/harness.ts';
-import { startProcess } from '../test/service/harness.ts';
+import { childPids, cpuTicks, startProcess } from '../test/service/harness.ts';
 import { tempDir } from '../test/support/index.ts';
 import { closedLoop, type LoadResult } from './closed-loop.ts';
 import { type OpenLoopResult, openLoop } from './open-loop.ts';
@@ -24,11 +27,13 @@ const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '15' },
     warmup: { type: 'string', default: '30' },
+    connections: { type: 'string', default: String(availableParallelism() * 4) },
     json: { type: 'boolean', default: false },
   },
 });
 const durationS = Number(values.duration);
 const warmupS = Number(values.warmup);
+const connections = Number(values.connections);
 const cores = availableParallelism();
 const repo = fileURLToPath(new URL('../', import.meta.url));
 const corpus = join(repo, '..', 'shared', 'corpus', 'jpeg');
@@ -53,16 +58,50 @@ class Owner {
   }
 }
 
-async function saturate(url: string, auth: Record<string, string>): Promise<LoadResult> {
-  await closedLoop({ headers: auth, url, connections: cores * 4, durationS: warmupS, request: resize });
-  return closedLoop({ headers: auth, url, connections: cores * 4, durationS, request: resize });
+/** CPU milliseconds per conversion during the measured phase, by part (Linux `/proc`). */
+type CpuSplit = Record<string, number>;
+
+interface Saturated {
+  load: LoadResult;
+  cpu: CpuSplit;
 }
 
-async function embedded(): Promise<LoadResult> {
+/**
+ * Warms up, then measures; `parts` names the processes to account for (read after the warm-up,
+ * so restarted converters are the ones measured). The load generator is this process.
+ */
+async function saturate(
+  url: string,
+  auth: Record<string, string>,
+  parts: () => Record<string, number[]>,
+): Promise<Saturated> {
+  await closedLoop({ headers: auth, url, connections, durationS: warmupS, request: resize });
+  const pids = parts();
+  const ticks = () =>
+    Object.fromEntries(Object.entries(pids).map(([part, list]) => [part, sum(list.map(cpuTicks))]));
+  const before = ticks();
+  const ownBefore = process.cpuUsage();
+  const load = await closedLoop({ headers: auth, url, connections, durationS, request: resize });
+  const after = ticks();
+  const own = process.cpuUsage(ownBefore);
+  const conversions = load.perSecond * durationS;
+  const cpu: CpuSplit = {};
+  // A tick is 10 ms (USER_HZ 100 on Linux).
+  for (const part of Object.keys(pids)) cpu[part] = ((after[part]! - before[part]!) * 10) / conversions;
+  cpu['load generator'] = (own.user + own.system) / 1000 / conversions;
+  return { load, cpu };
+}
+
+const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
+
+async function embedded(): Promise<Saturated> {
   const data = await tempDir();
   const service = await startProcess(['--data-dir', data.path, '--workers', String(cores)]);
   try {
-    return await saturate(service.url, { authorization: `Bearer ${service.apiKey}` });
+    return await saturate(service.url, { authorization: `Bearer ${service.apiKey}` }, () => ({
+      'main process': [service.child.pid!],
+      converters: service.workerPids(),
+    }));
   } finally {
     service.kill('SIGTERM');
     await service.exited;
@@ -71,7 +110,7 @@ async function embedded(): Promise<LoadResult> {
 }
 
 interface ClusterFigures {
-  saturated: LoadResult;
+  saturated: Saturated;
   cheap: { gateway: OpenLoopResult; direct: OpenLoopResult };
   resize: { gateway: OpenLoopResult; direct: OpenLoopResult };
 }
@@ -90,7 +129,17 @@ async function cluster(): Promise<ClusterFigures> {
       if ((status.upstreams?.length ?? 0) >= 3) break;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    const saturated = await saturate(region.gatewayUrl, auth);
+    const saturated = await saturate(region.gatewayUrl, auth, () => {
+      const members = region.pids();
+      return {
+        gateway: members.gateway,
+        'api servers': members.api,
+        'queue nodes': members.queue,
+        'worker mains': members.worker,
+        converters: members.worker.flatMap(childPids),
+        identity: members.identity,
+      };
+    });
     // Authenticated and routed, no conversion: the caller's month-to-date usage.
     const cheapRequest = () => ({ method: 'GET' as const, path: '/v1/usage', headers: auth });
     const resizeRequest = (index: number) => ({
@@ -121,10 +170,15 @@ async function main(): Promise<void> {
   console.log(
     `${bodies.length} corpus JPEGs; ${cores} cores; ${warmupS} s of warm-up, then ${durationS} s measured, per saturation phase`,
   );
-  const ours = await embedded();
+  const embeddedRun = await embedded();
+  const ours = embeddedRun.load;
   console.log(`embedded: ${fmt(ours.perSecond)} conversions/s`);
   const distributed = await cluster();
-  const ratio = distributed.saturated.perSecond / ours.perSecond;
+  const ratio = distributed.saturated.load.perSecond / ours.perSecond;
+  const cpuRows = (split: CpuSplit) => [
+    ...Object.entries(split).map(([part, ms]) => `${part} ${fmt(ms, 2)}`),
+    `total ${fmt(sum(Object.values(split)), 2)}`,
+  ];
   const row = (name: string, result: LoadResult) =>
     `| ${name} | ${fmt(result.perSecond)} | ${fmt(result.perSecond / cores)} | ${result.p50} | ${result.p99} | ${fmt(result.errorRate * 100, 2)} % |`;
   const latencyRow = (name: string, result: OpenLoopResult) =>
@@ -134,9 +188,15 @@ async function main(): Promise<void> {
     '| saturated (closed loop) | conv/s | conv/s per core | p50 ms | p99 ms | errors |',
     '|---|---|---|---|---|---|',
     row('embedded (`pixelfleet start`)', ours),
-    row('local cluster through the gateway', distributed.saturated),
+    row('local cluster through the gateway', distributed.saturated.load),
     '',
     `cluster / embedded: ${fmt(ratio * 100)} % (target ≥ 75 %)`,
+    '',
+    'CPU ms per conversion while measured (/proc; the machine has ' +
+      `${fmt((cores * 1000) / ours.perSecond, 2)} ms per conversion embedded, ` +
+      `${fmt((cores * 1000) / distributed.saturated.load.perSecond, 2)} in the cluster):`,
+    `- embedded: ${cpuRows(embeddedRun.cpu).join(', ')}`,
+    `- cluster: ${cpuRows(distributed.saturated.cpu).join(', ')}`,
     '',
     '| low steady rate (open loop) | p50 ms | p99 ms | errors |',
     '|---|---|---|---|',
@@ -149,7 +209,8 @@ async function main(): Promise<void> {
       `${distributed.resize.gateway.p50 - distributed.resize.direct.p50} ms (resize)`,
   ];
   console.log(lines.join('\n'));
-  if (values.json) console.log(JSON.stringify({ embedded: ours, cluster: distributed, ratio }, null, 2));
+  if (values.json)
+    console.log(JSON.stringify({ embedded: embeddedRun, cluster: distributed, ratio }, null, 2));
 }
 
 await main();

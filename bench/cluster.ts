@@ -18,9 +18,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startLocalCluster } from '../test/cluster/harness.ts';
-import { childPids, cpuTicks, startProcess } from '../test/service/harness.ts';
+import { childPids, startProcess } from '../test/service/harness.ts';
 import { tempDir } from '../test/support/index.ts';
 import { closedLoop, type LoadResult } from './closed-loop.ts';
+import { type CpuSplit, sum, withCpuSplit } from './cpu-split.ts';
 import { type OpenLoopResult, openLoop } from './open-loop.ts';
 
 const { values } = parseArgs({
@@ -58,17 +59,9 @@ class Owner {
   }
 }
 
-/** CPU milliseconds per conversion during the measured phase, by part (Linux `/proc`). */
-type CpuSplit = Record<string, number>;
-
-interface Saturated {
-  load: LoadResult;
-  cpu: CpuSplit;
-}
-
 /**
  * Warms up, then measures; `parts` names the processes to account for (read after the warm-up,
- * so restarted converters are the ones measured). The load generator is this process.
+ * so restarted converters are the ones measured).
  */
 async function saturate(
   url: string,
@@ -76,23 +69,12 @@ async function saturate(
   parts: () => Record<string, number[]>,
 ): Promise<Saturated> {
   await closedLoop({ headers: auth, url, connections, durationS: warmupS, request: resize });
-  const pids = parts();
-  const ticks = () =>
-    Object.fromEntries(Object.entries(pids).map(([part, list]) => [part, sum(list.map(cpuTicks))]));
-  const before = ticks();
-  const ownBefore = process.cpuUsage();
-  const load = await closedLoop({ headers: auth, url, connections, durationS, request: resize });
-  const after = ticks();
-  const own = process.cpuUsage(ownBefore);
-  const conversions = load.perSecond * durationS;
-  const cpu: CpuSplit = {};
-  // A tick is 10 ms (USER_HZ 100 on Linux).
-  for (const part of Object.keys(pids)) cpu[part] = ((after[part]! - before[part]!) * 10) / conversions;
-  cpu['load generator'] = (own.user + own.system) / 1000 / conversions;
-  return { load, cpu };
+  return withCpuSplit(parts(), () =>
+    closedLoop({ headers: auth, url, connections, durationS, request: resize }),
+  );
 }
 
-const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
+type Saturated = LoadResult & { cpu: CpuSplit };
 
 async function embedded(): Promise<Saturated> {
   const data = await tempDir();
@@ -170,11 +152,10 @@ async function main(): Promise<void> {
   console.log(
     `${bodies.length} corpus JPEGs; ${cores} cores; ${warmupS} s of warm-up, then ${durationS} s measured, per saturation phase`,
   );
-  const embeddedRun = await embedded();
-  const ours = embeddedRun.load;
+  const ours = await embedded();
   console.log(`embedded: ${fmt(ours.perSecond)} conversions/s`);
   const distributed = await cluster();
-  const ratio = distributed.saturated.load.perSecond / ours.perSecond;
+  const ratio = distributed.saturated.perSecond / ours.perSecond;
   const cpuRows = (split: CpuSplit) => [
     ...Object.entries(split).map(([part, ms]) => `${part} ${fmt(ms, 2)}`),
     `total ${fmt(sum(Object.values(split)), 2)}`,
@@ -188,14 +169,14 @@ async function main(): Promise<void> {
     '| saturated (closed loop) | conv/s | conv/s per core | p50 ms | p99 ms | errors |',
     '|---|---|---|---|---|---|',
     row('embedded (`pixelfleet start`)', ours),
-    row('local cluster through the gateway', distributed.saturated.load),
+    row('local cluster through the gateway', distributed.saturated),
     '',
     `cluster / embedded: ${fmt(ratio * 100)} % (target ≥ 75 %)`,
     '',
     'CPU ms per conversion while measured (/proc; the machine has ' +
       `${fmt((cores * 1000) / ours.perSecond, 2)} ms per conversion embedded, ` +
-      `${fmt((cores * 1000) / distributed.saturated.load.perSecond, 2)} in the cluster):`,
-    `- embedded: ${cpuRows(embeddedRun.cpu).join(', ')}`,
+      `${fmt((cores * 1000) / distributed.saturated.perSecond, 2)} in the cluster):`,
+    `- embedded: ${cpuRows(ours.cpu).join(', ')}`,
     `- cluster: ${cpuRows(distributed.saturated.cpu).join(', ')}`,
     '',
     '| low steady rate (open loop) | p50 ms | p99 ms | errors |',
@@ -209,8 +190,7 @@ async function main(): Promise<void> {
       `${distributed.resize.gateway.p50 - distributed.resize.direct.p50} ms (resize)`,
   ];
   console.log(lines.join('\n'));
-  if (values.json)
-    console.log(JSON.stringify({ embedded: embeddedRun, cluster: distributed, ratio }, null, 2));
+  if (values.json) console.log(JSON.stringify({ embedded: ours, cluster: distributed, ratio }, null, 2));
 }
 
 await main();

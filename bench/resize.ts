@@ -20,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { serviceNodeFlags } from '../src/cli/node-flags.ts';
 import { childPids, issueTestKey, testAdminToken } from '../test/service/harness.ts';
-import { type LoadResult, closedLoop as load } from './closed-loop.ts';
+import { closedLoop as load } from './closed-loop.ts';
+import { type CpuSplit, serverCpu, withCpuSplit } from './cpu-split.ts';
 import { openLoop } from './open-loop.ts';
 
 const { values } = parseArgs({
@@ -94,47 +95,6 @@ async function workerRss(url: string): Promise<number> {
 
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 
-/** User + system CPU of a process, in ms (Linux /proc; clock ticks are 10 ms). */
-function processCpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return 0;
-  }
-}
-
-interface CpuSplit {
-  /** Server CPU per conversion: its main process, and its worker children (none for ipx). */
-  mainMs: number;
-  childrenMs: number;
-  /** This process (autocannon) per request. */
-  loadGeneratorMs: number;
-}
-
-/** Runs `phase` and splits the CPU it cost per successful request between the processes. */
-async function withCpu<T extends LoadResult>(
-  serverPid: number,
-  phase: () => Promise<T>,
-): Promise<T & { cpu: CpuSplit }> {
-  const children = childPids(serverPid);
-  const mainBefore = processCpuMs(serverPid);
-  const childrenBefore = children.reduce((sum, pid) => sum + processCpuMs(pid), 0);
-  const selfBefore = process.cpuUsage();
-  const result = await phase();
-  const self = process.cpuUsage(selfBefore);
-  const done = Math.max(1, result.succeeded);
-  return {
-    ...result,
-    cpu: {
-      mainMs: (processCpuMs(serverPid) - mainBefore) / done,
-      childrenMs: (children.reduce((sum, pid) => sum + processCpuMs(pid), 0) - childrenBefore) / done,
-      loadGeneratorMs: (self.user + self.system) / 1000 / done,
-    },
-  };
-}
-
 async function main(): Promise<void> {
   console.log(
     `corpus: ${files.length} JPEGs, mean ${(meanBytes / 1024).toFixed(0)} KiB; ${cores} cores; ${durationS} s per phase`,
@@ -175,7 +135,7 @@ async function main(): Promise<void> {
     body: bodies[i % bodies.length]!,
   });
   await load({ headers: auth, url: ours, connections: cores * 2, durationS: 3, request: ourRequest });
-  const oursSaturated = await withCpu(service.pid!, () =>
+  const oursSaturated = await withCpuSplit({ main: [service.pid!], workers: childPids(service.pid!) }, () =>
     load({ headers: auth, url: ours, connections: cores * 4, durationS, request: ourRequest }),
   );
   const oursAt80 = await openLoop({
@@ -199,7 +159,7 @@ async function main(): Promise<void> {
     path: `/w_320,q_80,f_jpeg/${files[i % files.length]}`,
   });
   await load({ url: ipxUrl, connections: cores * 2, durationS: 3, request: ipxRequest });
-  const ipxSaturated = await withCpu(ipx.pid!, () =>
+  const ipxSaturated = await withCpuSplit({ main: [ipx.pid!], workers: childPids(ipx.pid!) }, () =>
     load({ url: ipxUrl, connections: cores * 4, durationS, request: ipxRequest }),
   );
   const ipxAt80 = await openLoop({
@@ -278,12 +238,12 @@ async function main(): Promise<void> {
     `pixelfleet / ipx throughput: ${fmt(oursSaturated.perSecond / ipxSaturated.perSecond, 2)}×; p99 at 80 %: ${oursAt80.p99} ms (target < 500 ms) vs ipx ${ipxAt80.p99} ms; at the same ${fmt(sameRate)}/s: ${oursAtSameRate.p99} ms vs ipx ${ipxAtSameRate.p99} ms`,
   );
   const split = (cpu: CpuSplit) =>
-    `${fmt(cpu.mainMs + cpu.childrenMs)} ms (main ${fmt(cpu.mainMs)}${cpu.childrenMs > 0 ? `, workers ${fmt(cpu.childrenMs)}` : ''}); load generator ${fmt(cpu.loadGeneratorMs)} ms`;
+    `${fmt(serverCpu(cpu))} ms (main ${fmt(cpu.main!)}${cpu.workers! > 0 ? `, workers ${fmt(cpu.workers!)}` : ''}); load generator ${fmt(cpu['load generator']!)} ms`;
   console.log(
     `CPU per conversion at saturation — raw limit ${fmt(raw.cpuMsPerConversion)} ms; pixelfleet ${split(oursSaturated.cpu)}; ipx ${split(ipxSaturated.cpu)}`,
   );
   console.log(
-    `pixelfleet / raw limit in CPU per conversion: ${fmt((raw.cpuMsPerConversion / (oursSaturated.cpu.mainMs + oursSaturated.cpu.childrenMs)) * 100)} % (on ${cores} cores shared with the load generator, the raw limit's rate is out of reach by the load generator's share alone)`,
+    `pixelfleet / raw limit in CPU per conversion: ${fmt((raw.cpuMsPerConversion / serverCpu(oursSaturated.cpu)) * 100)} % (on ${cores} cores shared with the load generator, the raw limit's rate is out of reach by the load generator's share alone)`,
   );
   if (creep) {
     console.log(

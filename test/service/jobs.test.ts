@@ -4,6 +4,42 @@ import { corpusFile, startInProcess, waitFor } from './harness.ts';
 
 type Service = Awaited<ReturnType<typeof startInProcess>>;
 
+/** Submits an async job; checks the 202 document and returns the job's id. */
+async function submitJob(service: Service, query: string, body: Uint8Array): Promise<string> {
+  const response = await fetch(`${service.url}/v1/jobs?${query}`, {
+    method: 'POST',
+    body,
+    headers: service.auth,
+  });
+  assert.equal(response.status, 202);
+  const document = (await response.json()) as {
+    id: string;
+    state: string;
+    links: { self: string; result: string };
+  };
+  assert.equal(response.headers.get('location'), `/v1/jobs/${document.id}`);
+  assert.equal(document.state, 'queued');
+  assert.equal(document.links.result, `/v1/jobs/${document.id}/result`);
+  return document.id;
+}
+
+/** The job's document once it succeeded or failed. */
+async function finishedJob(
+  service: Service,
+  id: string,
+  timeoutMs = 30_000,
+): Promise<Record<string, unknown>> {
+  return waitFor(
+    async () => {
+      const job = (await (
+        await fetch(`${service.url}/v1/jobs/${id}`, { headers: service.auth })
+      ).json()) as Record<string, unknown>;
+      return job.state === 'succeeded' || job.state === 'failed' ? job : undefined;
+    },
+    { timeoutMs, intervalMs: 20 },
+  );
+}
+
 describe('api - asynchronous jobs', () => {
   let service: Service;
   const image = corpusFile('jpeg/skimage-coffee-q90.jpg');
@@ -15,35 +51,8 @@ describe('api - asynchronous jobs', () => {
     await service.close();
   });
 
-  async function submit(query: string, body: Uint8Array = image): Promise<string> {
-    const response = await fetch(`${service.url}/v1/jobs?${query}`, {
-      method: 'POST',
-      body,
-      headers: service.auth,
-    });
-    assert.equal(response.status, 202);
-    const document = (await response.json()) as {
-      id: string;
-      state: string;
-      links: { self: string; result: string };
-    };
-    assert.equal(response.headers.get('location'), `/v1/jobs/${document.id}`);
-    assert.equal(document.state, 'queued');
-    assert.equal(document.links.result, `/v1/jobs/${document.id}/result`);
-    return document.id;
-  }
-
-  async function finished(id: string): Promise<Record<string, unknown>> {
-    return waitFor(
-      async () => {
-        const job = (await (
-          await fetch(`${service.url}/v1/jobs/${id}`, { headers: service.auth })
-        ).json()) as Record<string, unknown>;
-        return job.state === 'succeeded' || job.state === 'failed' ? job : undefined;
-      },
-      { timeoutMs: 30_000, intervalMs: 20 },
-    );
-  }
+  const submit = (query: string, body: Uint8Array = image) => submitJob(service, query, body);
+  const finished = (id: string) => finishedJob(service, id);
 
   test('api - a job reports state, attempts and timings, and its result has validators', async () => {
     const id = await submit('width=200&format=png');
@@ -110,22 +119,8 @@ describe('api - leases of long conversions', () => {
   });
 
   test('api - a conversion longer than the lease keeps its job: the worker renews the lease', async () => {
-    const response = await fetch(`${service.url}/v1/jobs?width=2560&format=avif&lossless=true`, {
-      method: 'POST',
-      body: image,
-      headers: service.auth,
-    });
-    assert.equal(response.status, 202);
-    const { id } = (await response.json()) as { id: string };
-    const job = await waitFor(
-      async () => {
-        const current = (await (
-          await fetch(`${service.url}/v1/jobs/${id}`, { headers: service.auth })
-        ).json()) as Record<string, unknown>;
-        return current.state === 'succeeded' || current.state === 'failed' ? current : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 50 },
-    );
+    const id = await submitJob(service, 'width=2560&format=avif&lossless=true', image);
+    const job = await finishedJob(service, id, 60_000);
     assert.equal(job.state, 'succeeded');
     const timings = job.timings as { conversionMs: number };
     assert.ok(

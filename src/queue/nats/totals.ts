@@ -1,3 +1,10 @@
+/**
+ * The queue's totals (enqueued, acked, nacked, redelivered, expired) kept cluster-wide without a
+ * counter to contend on: each event is one small message on `<prefix>.events.<event>` with a
+ * `Nats-Msg-Id` naming the job and the transition, so a retried call counts once; a total is the
+ * stream's message count on that subject. Totals cover the retention window (the stream's max
+ * age), like the finished records `get` can still see.
+ */
 import { eventSubject, type QueueEvent } from './names.ts';
 import { type JetStreamAccess, withRetry } from './retry.ts';
 

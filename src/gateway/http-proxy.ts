@@ -137,9 +137,10 @@ async function handle(
     host: firstValue(request.headers.host),
   });
   headers['x-request-id'] = requestId;
-  // A body kept as its chunks is not concatenated (a copy, and external memory that makes V8 run
-  // full collections at low request rates); undici writes them in turn, framed by this length.
-  if (body.chunks.length > 1) headers['content-length'] = String(body.size);
+  // One buffer, written with the request head in one writev. Handing undici the chunks instead
+  // saves this copy but costs more: it writes an iterable a chunk at a time, awaiting each write
+  // (a 250 KB body is a dozen socket writes; about a fifth of the gateway's CPU at saturation).
+  const payload = body.size === 0 ? null : body.chunks.length === 1 ? body.chunks[0]! : Buffer.concat(body.chunks, body.size);
   headers.traceparent = formatTraceparent(trace);
   const replayable = isReplayable(method, request.headers);
   const affinityKey = settings.affinity
@@ -178,12 +179,8 @@ async function handle(
         path: url,
         method: method as Dispatcher.HttpMethod,
         headers: { ...headers, ...deadlineHeaders(deadlineAt, Date.now()) },
-        // An array of chunks is replayable (a retry iterates it again); undici writes iterables.
-        body: (body.size === 0
-          ? null
-          : body.chunks.length === 1
-            ? body.chunks[0]
-            : body.chunks) as Buffer | null,
+        // A buffer is replayable: a retry sends it again.
+        body: payload,
         signal: clientGone.signal,
         headersTimeout: remainingMs,
         bodyTimeout: settings.bodyTimeoutMs,

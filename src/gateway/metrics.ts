@@ -4,7 +4,8 @@
  * come from the resilience kit's RemoteMetrics with `dependency` = the upstream id (retries and
  * the budget under `dependency="gateway"`: one budget covers all upstreams); the rest is here.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from '../observability/metrics.ts';
 import { createRemoteMetrics, type RemoteMetrics } from '../resilience/remote/index.ts';
 
 export interface GatewayMetrics {
@@ -27,8 +28,7 @@ const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 
 export function createGatewayMetrics(options: { defaultMetrics?: boolean } = {}): GatewayMetrics {
   const registry = new Registry();
-  if (options.defaultMetrics !== false)
-    collectDefaultMetrics({ register: registry, prefix: 'pixelfleet_gateway_' });
+  if (options.defaultMetrics !== false) registerProcessMetrics(registry, 'pixelfleet_gateway_');
   const registers = [registry];
   let collect: Parameters<GatewayMetrics['setUpstreamCollector']>[0] = () => [];
   const upstreamGauge = (

@@ -14,7 +14,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { PixelfleetError } from '../errors/index.ts';
-import { adminTokenMatches } from './admin-token.ts';
+import { tokenMatcher } from './admin-token.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import { credentialToWire } from './remote/wire.ts';
 import type { CredentialSource } from './types.ts';
@@ -29,10 +29,11 @@ export interface IdentityInternalRoutesOptions {
 
 /** Refuses a request that does not carry the cluster secret as its bearer token. */
 export function clusterSecretGuard(clusterSecret: string) {
+  const matches = tokenMatcher(clusterSecret);
   return async (request: { headers: Record<string, string | string[] | undefined> }): Promise<void> => {
     const header = request.headers.authorization;
     const presented = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : '';
-    if (presented === '' || !adminTokenMatches(presented, clusterSecret)) {
+    if (presented === '' || !matches(presented)) {
       throw new PixelfleetError('PF_ERR_CLUSTER_UNAUTHORIZED', 'missing or wrong cluster secret');
     }
   };

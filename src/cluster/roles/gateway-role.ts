@@ -21,6 +21,9 @@ export async function startGatewayRole(context: NodeContext): Promise<GatewayRol
     strategy: config.gatewayStrategy as StrategyName,
     clusterSecret: context.clusterSecret,
     logger: logger.child({ role: 'gateway' }),
+    // The node's registry (its internal /metrics) already has this process's metrics; a second
+    // copy would also run a second event-loop sampler.
+    defaultMetrics: false,
   });
   logger.info({ url: gateway.url, controlUrl: gateway.controlUrl }, 'gateway role started');
   return {

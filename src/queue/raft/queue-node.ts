@@ -42,11 +42,11 @@ export interface RaftQueueNodeOptions {
   maxAttempts?: number;
   /** How long finished jobs are kept for `get`, dead letters and deduplication (default 24 h). */
   retentionMs?: number;
-  /** Milliseconds per Raft tick (default 10). */
+  /** Milliseconds per Raft tick (default 25). */
   tickMs?: number;
-  /** Election timeout in ticks, randomized in [n, 2n) (default 20, i.e. 200–400 ms). */
+  /** Election timeout in ticks, randomized in [n, 2n) (default 10, i.e. 250–500 ms). */
   electionTick?: number;
-  /** Heartbeat interval in ticks (default 3). */
+  /** Heartbeat interval in ticks (default 2, i.e. 50 ms). */
   heartbeatTick?: number;
   /** Applied bytes between snapshots (default 16 MiB). */
   snapshotEveryBytes?: number;

@@ -50,3 +50,32 @@ test('adaptive timeout - ignores nonsense samples and rejects bad options', () =
   assert.throws(() => new AdaptiveTimeout({ samples: 0 }), RangeError);
   assert.throws(() => new AdaptiveTimeout({ minMs: 100, maxMs: 10 }), RangeError);
 });
+
+test('adaptive timeout - the cached percentile is never below the exact one, and sees a rise at once', () => {
+  const timeout = new AdaptiveTimeout({ samples: 1000, minSamples: 1 });
+  const ring: number[] = [];
+  const exact = () => {
+    const sorted = [...ring].sort((a, b) => a - b);
+    return sorted[Math.max(1, Math.ceil(0.99 * sorted.length)) - 1]!;
+  };
+  let seed = 7;
+  const random = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  let previous = 0;
+  for (let i = 0; i < 5000; i++) {
+    // Phases: steady, a slowdown, recovery.
+    const base = i < 2000 ? 10 : i < 3000 ? 200 : 5;
+    const ms = base * (0.5 + random());
+    timeout.observe(ms);
+    ring.push(ms);
+    if (ring.length > 1000) ring.shift();
+    const cached = timeout.percentileMs()!;
+    assert.ok(cached >= exact(), `sample ${i}: cached ${cached} < exact ${exact()}`);
+    if (ms > previous) assert.equal(cached, exact(), `sample ${i}: a higher sample was not seen at once`);
+    previous = cached;
+  }
+  // After the recovery the timeout followed the fast samples down.
+  assert.equal(timeout.percentileMs(), exact());
+});

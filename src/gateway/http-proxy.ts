@@ -140,7 +140,12 @@ async function handle(
   // One buffer, written with the request head in one writev. Handing undici the chunks instead
   // saves this copy but costs more: it writes an iterable a chunk at a time, awaiting each write
   // (a 250 KB body is a dozen socket writes; about a fifth of the gateway's CPU at saturation).
-  const payload = body.size === 0 ? null : body.chunks.length === 1 ? body.chunks[0]! : Buffer.concat(body.chunks, body.size);
+  const payload =
+    body.size === 0
+      ? null
+      : body.chunks.length === 1
+        ? body.chunks[0]!
+        : Buffer.concat(body.chunks, body.size);
   headers.traceparent = formatTraceparent(trace);
   const replayable = isReplayable(method, request.headers);
   const affinityKey = settings.affinity

@@ -13,5 +13,18 @@
  * (about one a second at saturation) and the process's CPU per request halves
  * (docs/architecture.md, "Performance"). The cost is up to 128 MB of heap before the first
  * full collection.
+ *
+ * `--external-memory-accounted-in-global-limit`: external memory (Buffers: request bodies,
+ * inputs, outputs) counts against V8's global heap limit instead of a fixed 64 MB allowance of
+ * its own. Each process passes a few hundred kilobytes of buffers per request, so with that
+ * allowance every ~65 MB of traffic started a mark-compact: in a cluster member at 90
+ * conversions/s, one every 1.5 s in the gateway and every 3–5 s in api servers and workers, each
+ * marking the whole ~35 MB heap for buffers that had long been dropped. Accounted in the global
+ * limit, the gateway collects every ~6 s and the others rarely; the members' CPU per conversion
+ * fell by about 0.5 ms (bench/scratch experiments; `npm run bench:cluster` has the figures). The
+ * cost is memory: buffer-heavy processes hold up to ~100–150 MB more before collecting.
  */
-export const serviceNodeFlags: readonly string[] = ['--initial-old-space-size=128'];
+export const serviceNodeFlags: readonly string[] = [
+  '--initial-old-space-size=128',
+  '--external-memory-accounted-in-global-limit',
+];

@@ -20,9 +20,10 @@
  * allowance every ~65 MB of traffic started a mark-compact: in a cluster member at 90
  * conversions/s, one every 1.5 s in the gateway and every 3–5 s in api servers and workers, each
  * marking the whole ~35 MB heap for buffers that had long been dropped. Accounted in the global
- * limit, the gateway collects every ~6 s and the others rarely; the members' CPU per conversion
- * fell by about 0.5 ms (bench/scratch experiments; `npm run bench:cluster` has the figures). The
- * cost is memory: buffer-heavy processes hold up to ~100–150 MB more before collecting.
+ * limit, the gateway collects every ~6 s and the others rarely. The embedded main process's CPU
+ * per conversion fell from 2.1 to 1.5 ms, the cluster members' by about 0.3 ms in all
+ * (`npm run bench:cluster`, docs/architecture.md). The cost is memory: a process that moves many
+ * buffers holds about 100–150 MB more before collecting.
  */
 export const serviceNodeFlags: readonly string[] = [
   '--initial-old-space-size=128',

@@ -66,9 +66,9 @@ export interface RaftHostOptions {
   /**
    * Milliseconds per Raft tick. Default 25: ten distinct election timeouts (with the pre-vote
    * hold in #receive, two followers rarely campaign at once), and few enough wake-ups that an
-   * idle node costs little: every tick and heartbeat wakes three processes, and on a small VM a
-   * wake-up is tens of microseconds of CPU (10 ms ticks and 30 ms heartbeats kept the three
-   * nodes of an idle local cluster at 8.5 % of a core; these defaults, 6.8 %).
+   * idle node costs little: every tick wakes its node, every heartbeat the leader and a follower,
+   * and on a small VM a wake-up is tens of microseconds of CPU (10 ms ticks and 30 ms heartbeats
+   * kept the three nodes of an idle local cluster at 8.5 % of a core; these defaults, 6.8 %).
    */
   tickMs?: number;
   /** Ticks of leader silence before an election (randomized in [n, 2n)). Default 10 (250–500 ms). */

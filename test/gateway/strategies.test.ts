@@ -182,6 +182,19 @@ test('gateway strategies - least time weighs in-flight requests (EWMA × (in fli
   );
 });
 
+test('gateway strategies - least time tries an upstream without a sample before a known one it ties with', () => {
+  fc.assert(
+    fc.property(fc.integer(), fc.integer({ min: 1, max: 1000 }), (seed, slowMs) => {
+      const strategy = new LeastTime({ random: seededRandom(seed) });
+      const set = candidates([1, 1, 1]);
+      // Only u2 has a sample: the others cost the mean of the known ones, which is u2's own.
+      strategy.requestStarted('u2');
+      strategy.requestFinished('u2', slowMs, false);
+      for (let i = 0; i < 20; i += 1) assert.notEqual(strategy.pick(set)!.id, 'u2');
+    }),
+  );
+});
+
 test('gateway strategies - every strategy picks only from the candidates and returns undefined on empty', () => {
   fc.assert(
     fc.property(

@@ -6,7 +6,8 @@
  * one latency sample) would otherwise herd onto the same "best" upstream until its EWMA catches
  * up; sampling two keeps most of the benefit (exponentially better maximum load than random)
  * without the herd. An upstream with no sample yet is costed at the mean of the others, so a
- * newcomer is tried soon but not flooded. Failures are observed as at least the current EWMA: a
+ * newcomer is tried soon but not flooded (and wins a tie against a known one: when the only known
+ * upstream is slow, the mean is its own latency). Failures are observed as at least the current EWMA: a
  * fast error (a refused connection, a 503) must never make an upstream look faster.
  */
 import type { BalancingStrategy, Candidate } from './types.ts';
@@ -42,7 +43,13 @@ export class LeastTime implements BalancingStrategy {
     const fallback = this.#meanLatency(candidates);
     const costA = this.#cost(a, fallback);
     const costB = this.#cost(b, fallback);
-    if (costA === costB) return this.#random() < 0.5 ? a : b;
+    if (costA === costB) {
+      // An upstream without a sample ties with any costing the mean: try the newcomer, so it gets
+      // its first sample, rather than the one already known (which may be the slow one).
+      const aKnown = this.#latencyEwma.has(a.id);
+      if (aKnown !== this.#latencyEwma.has(b.id)) return aKnown ? b : a;
+      return this.#random() < 0.5 ? a : b;
+    }
     return costA < costB ? a : b;
   }
 

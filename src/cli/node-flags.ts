@@ -18,7 +18,7 @@
  * inputs, outputs) counts against V8's global heap limit instead of a fixed 64 MB allowance of
  * its own. Each process passes a few hundred kilobytes of buffers per request, so with that
  * allowance every ~65 MB of traffic started a mark-compact: in a cluster member at 90
- * conversions/s, one every 1.5 s in the gateway and every 3–5 s in api servers and workers, each
+ * conversions/s, one every 1.5 s in the gateway and every 2–5 s in api servers and workers, each
  * marking the whole ~35 MB heap for buffers that had long been dropped. Accounted in the global
  * limit, the gateway collects every ~6 s and the others rarely. The embedded main process's CPU
  * per conversion fell from 2.1 to 1.5 ms, the cluster members' by about 0.3 ms in all

@@ -12,13 +12,11 @@
  * then measures for `--duration S` (default 15) and splits the CPU time by process. Options:
  * --connections N (default 4 per core), --json.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startLocalCluster } from '../test/cluster/harness.ts';
-import { childPids, startProcess } from '../test/service/harness.ts';
+import { childPids, corpusJpegs, startProcess } from '../test/service/harness.ts';
 import { tempDir } from '../test/support/index.ts';
 import { closedLoop, type LoadResult } from './closed-loop.ts';
 import { type CpuSplit, sum, withCpuSplit } from './cpu-split.ts';
@@ -36,12 +34,7 @@ const durationS = Number(values.duration);
 const warmupS = Number(values.warmup);
 const connections = Number(values.connections);
 const cores = availableParallelism();
-const repo = fileURLToPath(new URL('../', import.meta.url));
-const corpus = join(repo, '..', 'shared', 'corpus', 'jpeg');
-const bodies = readdirSync(corpus)
-  .filter((name) => name.endsWith('.jpg'))
-  .sort()
-  .map((name) => readFileSync(join(corpus, name)));
+const bodies = corpusJpegs().map((path) => readFileSync(path));
 const resize = (index: number) => ({
   method: 'POST' as const,
   path: '/v1/resize?width=320&format=jpeg&quality=80',

@@ -12,14 +12,14 @@
  * Options: --duration S (per phase, default 20), --creep N (default 10000, 0 = skip).
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { serviceNodeFlags } from '../src/cli/node-flags.ts';
-import { childPids, issueTestKey, testAdminToken } from '../test/service/harness.ts';
+import { childPids, corpusDir, corpusJpegs, issueTestKey, testAdminToken } from '../test/service/harness.ts';
 import { closedLoop as load } from './closed-loop.ts';
 import { type CpuSplit, serverCpu, withCpuSplit } from './cpu-split.ts';
 import { openLoop } from './open-loop.ts';
@@ -35,15 +35,12 @@ const durationS = Number(values.duration);
 const creepCount = Number(values.creep);
 const cores = Number(values.workers);
 const repo = fileURLToPath(new URL('../', import.meta.url));
-const corpus = join(repo, '..', 'shared', 'corpus', 'jpeg');
-const files = readdirSync(corpus)
-  .filter((name) => name.endsWith('.jpg'))
-  .sort();
-const bodies = files.map((name) => readFileSync(join(corpus, name)));
+const paths = corpusJpegs();
+const corpus = join(corpusDir, 'jpeg');
+const bodies = paths.map((path) => readFileSync(path));
 const meanBytes = bodies.reduce((sum, body) => sum + body.length, 0) / bodies.length;
 
 async function rawLimit(): Promise<{ perSecond: number; cpuMsPerConversion: number }> {
-  const paths = files.map((name) => join(corpus, name));
   const children: ChildProcess[] = [];
   const reports = await Promise.all(
     Array.from({ length: cores }, () => {
@@ -97,7 +94,7 @@ const fmt = (n: number, digits = 1) => n.toFixed(digits);
 
 async function main(): Promise<void> {
   console.log(
-    `corpus: ${files.length} JPEGs, mean ${(meanBytes / 1024).toFixed(0)} KiB; ${cores} cores; ${durationS} s per phase`,
+    `corpus: ${paths.length} JPEGs, mean ${(meanBytes / 1024).toFixed(0)} KiB; ${cores} cores; ${durationS} s per phase`,
   );
   const raw = await rawLimit();
   console.log(`raw limit: ${fmt(raw.perSecond)} conversions/s (${fmt(raw.cpuMsPerConversion)} ms CPU each)`);
@@ -156,7 +153,7 @@ async function main(): Promise<void> {
   const ipxUrl = `http://127.0.0.1:${ipxPort}`;
   const ipxRequest = (i: number) => ({
     method: 'GET' as const,
-    path: `/w_320,q_80,f_jpeg/${files[i % files.length]}`,
+    path: `/w_320,q_80,f_jpeg/${basename(paths[i % paths.length]!)}`,
   });
   await load({ url: ipxUrl, connections: cores * 2, durationS: 3, request: ipxRequest });
   const ipxSaturated = await withCpuSplit({ main: [ipx.pid!], workers: childPids(ipx.pid!) }, () =>

@@ -13,14 +13,13 @@
  *   node bench/topology-floor.ts [--warmup S] [--duration S]
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import { connect, createServer as createTcpServer, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { serviceNodeFlags } from '../src/cli/node-flags.ts';
-import { corpusDir } from '../test/service/harness.ts';
+import { corpusJpegs } from '../test/service/harness.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: frames are ad-hoc JSON between bare processes.
 type Frame = any;
@@ -309,11 +308,7 @@ const roles: Record<string, () => Promise<void>> = {
     });
     const warmS = Number(values.warmup);
     const durationS = Number(values.duration);
-    const corpus = join(corpusDir, 'jpeg');
-    const bodies = readdirSync(corpus)
-      .filter((name) => name.endsWith('.jpg'))
-      .sort()
-      .map((name) => readFileSync(join(corpus, name)));
+    const bodies = corpusJpegs().map((path) => readFileSync(path));
     const request = (index: number) => ({
       method: 'POST' as const,
       path: '/resize',

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { listSegments, readSegment, readUnsealedSegment } from '../../src/usage/segment-files.ts';
-import { childPids, corpusJpegs, cpuTicks } from '../service/harness.ts';
+import { anyBusy, childPids, corpusJpegs } from '../service/harness.ts';
 import { waitFor } from '../support/index.ts';
 import { type FaultReport, faultReport, type LoadSample, runSteadyLoad } from '../support/steady-load.ts';
 import { type ClusterRole, type LocalCluster, startLocalCluster } from './harness.ts';
@@ -60,15 +60,6 @@ async function queueLeaderIndex(cluster: LocalCluster): Promise<number> {
     }
     await sleep(100);
   }
-}
-
-/** Whether any of these processes used CPU over two consecutive 20 ms looks (ticks are 10 ms). */
-async function anyBusy(pids: number[]): Promise<boolean> {
-  const first = pids.map(cpuTicks);
-  await sleep(20);
-  const second = pids.map(cpuTicks);
-  await sleep(20);
-  return pids.some((pid, at) => second[at]! > first[at]! && cpuTicks(pid) > second[at]!);
 }
 
 /**

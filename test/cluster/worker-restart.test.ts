@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { childPids, corpusJpegs, cpuTicks } from '../service/harness.ts';
+import { anyBusy, childPids, corpusJpegs } from '../service/harness.ts';
 import { startLocalCluster } from './harness.ts';
 
 test('cluster - a worker killed mid-job and restarted hands its job back at once, not after its lease', {
@@ -45,10 +45,7 @@ test('cluster - a worker killed mid-job and restarted hands its job back at once
   const worker = cluster.pids().worker[0]!;
   let busy = false;
   for (const deadline = Date.now() + 10_000; !busy && Date.now() < deadline; ) {
-    const converters = childPids(worker);
-    const before = converters.map(cpuTicks);
-    await sleep(50);
-    busy = converters.some((pid, at) => cpuTicks(pid) > before[at]! + 1);
+    busy = await anyBusy(childPids(worker));
   }
   assert.ok(busy, 'the converter started on the job');
   const killedAt = Date.now();

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { serviceNodeFlags } from '../../src/cli/node-flags.ts';
 import { loadConfig } from '../../src/config/index.ts';
@@ -246,6 +247,15 @@ export function cpuTicks(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** Whether any of these processes used CPU over two consecutive 20 ms looks (ticks are 10 ms). */
+export async function anyBusy(pids: number[]): Promise<boolean> {
+  const first = pids.map(cpuTicks);
+  await sleep(20);
+  const second = pids.map(cpuTicks);
+  await sleep(20);
+  return pids.some((pid, at) => second[at]! > first[at]! && cpuTicks(pid) > second[at]!);
 }
 
 export async function resize(

@@ -9,6 +9,7 @@
  * first: a member leaves the registry (the gateway stops routing to it) before it drains.
  */
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { resolve } from 'node:path';
 import Fastify from 'fastify';
 import { registerProblemHandlers } from '../api/index.ts';
@@ -23,6 +24,7 @@ import {
   RetryBudget,
 } from '../resilience/remote/index.ts';
 import { checkEngineSettings } from './engines/check.ts';
+import { RawRoutes } from './http/raw-routes.ts';
 import { createApiRole } from './roles/api-role.ts';
 import { startGatewayRole } from './roles/gateway-role.ts';
 import { type IdentityRoleHandle, startIdentityRole } from './roles/identity-role.ts';
@@ -87,7 +89,24 @@ export async function startClusterNode(config: Config, options: StartNodeOptions
   const metrics = createServiceMetrics();
   const advertiseHost = config.advertiseHost || config.internalHost;
 
-  const internalApp = Fastify({ logger: false, bodyLimit: 256 * 1024 * 1024 });
+  const internalBodyLimit = 256 * 1024 * 1024;
+  const internalRawRoutes = new RawRoutes({
+    bodyLimit: internalBodyLimit,
+    onError: (error) => logger.error({ err: error }, 'internal route failed'),
+  });
+  const internalApp = Fastify({
+    logger: false,
+    bodyLimit: internalBodyLimit,
+    // The raw routes see every request first; what they do not serve goes to fastify.
+    serverFactory: (handler) => {
+      const server = createServer((request, response) => {
+        if (!internalRawRoutes.serve(request, response)) handler(request, response);
+      });
+      // What fastify sets on a server it makes itself: pooled peers keep their connections.
+      server.keepAliveTimeout = 72_000;
+      return server;
+    },
+  });
   registerProblemHandlers(internalApp);
   internalApp.addContentTypeParser(
     'application/octet-stream',
@@ -123,6 +142,7 @@ export async function startClusterNode(config: Config, options: StartNodeOptions
     clusterSecret,
     env,
     internalApp,
+    internalRawRoutes,
     internalUrl: () => internalUrl,
     advertiseHost,
     dataDir,

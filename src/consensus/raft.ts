@@ -137,6 +137,28 @@ export class RaftNode {
     else this.tickElection();
   }
 
+  /**
+   * How many ticks can pass before one does more than count: the next heartbeat, quorum check or
+   * snapshot retry of a leader, the election of a follower or candidate. A host that is told of
+   * every message may sleep this many ticks when nothing arrives (at least 1; Infinity for a node
+   * that never campaigns). Any input may change it: ask again after each.
+   */
+  ticksUntilTimeout(): number {
+    if (this.role === 'leader') {
+      let ticks = Math.min(
+        this.options.heartbeatTick - this.heartbeatElapsed,
+        this.options.electionTick - this.electionElapsed,
+      );
+      for (const follower of this.progress.values()) {
+        if (follower.state === 'snapshot')
+          ticks = Math.min(ticks, this.options.electionTick + 1 - follower.snapshotTicks);
+      }
+      return Math.max(1, ticks);
+    }
+    if (!this.promotable()) return Number.POSITIVE_INFINITY;
+    return Math.max(1, this.randomizedElectionTimeout - this.electionElapsed);
+  }
+
   /** Forces an election now (bootstrap, tests, operator action). Ignored by non-voters. */
   campaign(): void {
     if (this.role === 'leader' || !this.promotable()) return;

@@ -49,6 +49,7 @@ export {
   type UnauthorizedReason,
 } from './edge-cache.ts';
 export {
+  clusterSecretCheck,
   clusterSecretGuard,
   type IdentityInternalRoutesOptions,
   registerIdentityInternalRoutes,

@@ -27,16 +27,23 @@ export interface IdentityInternalRoutesOptions {
   maxWaitMs?: number;
 }
 
-/** Refuses a request that does not carry the cluster secret as its bearer token. */
-export function clusterSecretGuard(clusterSecret: string) {
+/** Throws PF_ERR_CLUSTER_UNAUTHORIZED unless the headers carry the cluster secret as a bearer token. */
+export function clusterSecretCheck(clusterSecret: string) {
   const matches = tokenMatcher(clusterSecret);
-  return async (request: { headers: Record<string, string | string[] | undefined> }): Promise<void> => {
-    const header = request.headers.authorization;
+  return (headers: Record<string, string | string[] | undefined>): void => {
+    const header = headers.authorization;
     const presented = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : '';
     if (presented === '' || !matches(presented)) {
       throw new PixelfleetError('PF_ERR_CLUSTER_UNAUTHORIZED', 'missing or wrong cluster secret');
     }
   };
+}
+
+/** `clusterSecretCheck` as a fastify onRequest hook. */
+export function clusterSecretGuard(clusterSecret: string) {
+  const check = clusterSecretCheck(clusterSecret);
+  return async (request: { headers: Record<string, string | string[] | undefined> }): Promise<void> =>
+    check(request.headers);
 }
 
 export function registerIdentityInternalRoutes(

@@ -1,7 +1,14 @@
 /**
  * Appends usage record lines to the active segment with group commit: lines submitted while one
  * batch is being written and synced form the next batch, so concurrent recorders share one
- * `fdatasync`. `append` resolves only after its line is on disk.
+ * sync. `append` resolves only after its line is on disk.
+ *
+ * Segments are opened with O_DSYNC (where the platform has it): each batch's write returns once
+ * the data, and the file size needed to read it back, are on disk — what a write followed by
+ * `fdatasync` gives, in one system call, so one trip through libuv's thread pool instead of two.
+ * Every conversion records usage before its response, and in a cluster an api server's batches
+ * mostly hold one record, so this is once per conversion: the two trips cost 0.26 ms of CPU on
+ * the 2-core VM, the one 0.12 ms (write of 300 bytes, `fs/promises`, 200 in a row).
  *
  * Rotation happens between batches, never inside one: when the recording window (`rotateEveryMs`,
  * aligned to the epoch, so hourly windows are UTC hours) has moved on, or the segment has reached
@@ -10,11 +17,17 @@
  * After a write or sync error every later append is refused: the page cache can no longer be
  * trusted to match the disk.
  */
+import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PixelfleetError } from '../errors/index.ts';
 import { fsyncDirectory } from '../storage/index.ts';
 import { type SegmentFile, segmentFileName } from './segment-files.ts';
+
+/** O_DSYNC where the platform has it (Linux, macOS); otherwise each batch calls `datasync`. */
+const writesAreSynchronous = typeof constants.O_DSYNC === 'number' && constants.O_DSYNC !== 0;
+const createFlags =
+  constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (writesAreSynchronous ? constants.O_DSYNC : 0);
 
 export interface SegmentWriterOptions {
   directory: string;
@@ -152,7 +165,7 @@ export class SegmentWriter {
         );
         written += bytesWritten;
       }
-      await active.handle.datasync();
+      if (!writesAreSynchronous) await active.handle.datasync();
       active.bytes += buffer.length;
       active.records += batch.length;
       this.#batchesWritten++;
@@ -176,7 +189,7 @@ export class SegmentWriter {
     const sequence = this.#nextSequence++;
     const name = segmentFileName(windowStartMs, sequence);
     const path = join(this.#options.directory, name);
-    const handle = await open(path, 'wx');
+    const handle = await open(path, createFlags);
     try {
       await fsyncDirectory(this.#options.directory);
     } catch (error) {

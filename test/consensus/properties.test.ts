@@ -86,3 +86,45 @@ test('consensus - any schedule of ticks, partitions, restarts and proposals keep
   assert.equal(runs, 150);
   assert.ok(leadersSeen >= 150, 'every schedule elected at least one leader');
 });
+
+test('consensus - ticksUntilTimeout: the ticks before it change nothing, and a follower acts on it', () => {
+  // The queue host sleeps through ticks on this promise and applies them late (RaftHost#catchUp).
+  let checked = 0;
+  fc.assert(
+    fc.property(fc.array(command, { maxLength: 40 }), node, (commands, probe) => {
+      const cluster = new TestCluster(ids);
+      let proposals = 0;
+      for (const step of commands) {
+        if (step.kind === 'tick') {
+          for (let count = 0; count < step.times; count++) cluster.node(ids[step.node]!).tick();
+        } else if (step.kind === 'isolate') cluster.isolate(ids[step.node]!);
+        else if (step.kind === 'cut') cluster.cut(ids[step.from]!, ids[step.to]!);
+        else if (step.kind === 'heal') cluster.heal();
+        else if (step.kind === 'restart') cluster.restart(ids[step.node]!, ids);
+        else {
+          const leader = cluster.leaders()[0];
+          if (leader) cluster.node(leader).propose(new TextEncoder().encode(`p${++proposals}`));
+        }
+        cluster.flush();
+      }
+      const raft = cluster.node(ids[probe]!);
+      assert.equal(raft.hasReady(), false, 'the cluster was drained');
+      const ticks = raft.ticksUntilTimeout();
+      assert.ok(ticks >= 1);
+      if (!Number.isFinite(ticks)) return;
+      const before = raft.status();
+      for (let tick = 1; tick < ticks; tick++) {
+        raft.tick();
+        assert.equal(raft.hasReady(), false, `tick ${tick} of ${ticks} produced a Ready`);
+        assert.equal(raft.status().role, before.role);
+        assert.equal(raft.ticksUntilTimeout(), ticks - tick, 'each tick brings the timeout one nearer');
+      }
+      raft.tick();
+      checked += 1;
+      // A follower or candidate campaigns on that tick; a leader's may be a quiet quorum check.
+      if (before.role !== 'leader') assert.equal(raft.hasReady(), true, 'the election timeout fired');
+    }),
+    { numRuns: 200 },
+  );
+  assert.ok(checked > 100, `only ${checked} runs reached the check`);
+});

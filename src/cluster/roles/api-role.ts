@@ -107,7 +107,7 @@ export async function createApiRole(context: NodeContext, options: ApiRoleOption
 
   return {
     prepare() {
-      registerApiInternalRoutes(context.internalApp, {
+      registerApiInternalRoutes(context.internalApp, context.internalRawRoutes, {
         host,
         blobs,
         usage,

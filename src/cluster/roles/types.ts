@@ -12,6 +12,7 @@ import type {
   RemotePolicyOptions,
   RetryBudget,
 } from '../../resilience/remote/index.ts';
+import type { RawRoutes } from '../http/raw-routes.ts';
 
 export type RoleName = 'gateway' | 'api' | 'queue' | 'worker' | 'identity';
 
@@ -27,6 +28,8 @@ export interface NodeContext {
   env: NodeJS.ProcessEnv;
   /** The process's cluster-internal listener; routes are added before it listens. */
   internalApp: FastifyInstance;
+  /** Routes served on the internal listener by bare node:http before fastify (hot paths). */
+  internalRawRoutes: RawRoutes;
   /** Resolves to the internal listener's advertised base URL once it listens. */
   internalUrl: () => string;
   /** Host other members use to reach this process. */

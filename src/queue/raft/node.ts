@@ -1,8 +1,9 @@
 /**
- * RaftHost: the runtime around the pure Raft core (`RaftNode`). It owns the clock (a tick
- * timer), the disk (`RaftStorage`), the network (the authenticated transport) and the replicated
- * application, and runs the core's Ready loop exactly as `src/consensus/ready.ts` prescribes:
- * persist (fsync when required), then send, then apply, then advance.
+ * RaftHost: the runtime around the pure Raft core (`RaftNode`). It owns the clock (ticks, applied
+ * when due rather than by a periodic timer), the disk (`RaftStorage`), the network (the
+ * authenticated transport) and the replicated application, and runs the core's Ready loop
+ * exactly as `src/consensus/ready.ts` prescribes: persist (fsync when required), then send,
+ * then apply, then advance.
  *
  * What it adds on top of the core:
  * - proposals as promises: `propose(data)` resolves with what the application returned when it
@@ -65,10 +66,9 @@ export interface RaftHostOptions {
   clientAddress?: string | null;
   /**
    * Milliseconds per Raft tick. Default 25: ten distinct election timeouts (with the pre-vote
-   * hold in #receive, two followers rarely campaign at once), and few enough wake-ups that an
-   * idle node costs little: every tick wakes its node, every heartbeat the leader and a follower,
-   * and on a small VM a wake-up is tens of microseconds of CPU (10 ms ticks and 30 ms heartbeats
-   * kept the three nodes of an idle local cluster at 8.5 % of a core; these defaults, 6.8 %).
+   * hold in #receive, two followers rarely campaign at once). Ticks do not wake the node by
+   * themselves (see #catchUp): what wakes it is a heartbeat, every `heartbeatTick` on the leader
+   * and on each follower, and on a small VM a wake-up is tens of microseconds of CPU.
    */
   tickMs?: number;
   /** Ticks of leader silence before an election (randomized in [n, 2n)). Default 10 (250–500 ms). */
@@ -218,7 +218,11 @@ export class RaftHost {
   #lastSnapshotBytes = 0;
   #compacting = false;
   #snapshotsInstalled = 0;
-  #ticker: NodeJS.Timeout | undefined;
+  /** The one timer: set for the next tick that does more than count (see #arm). */
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  /** When the next tick is due (performance.now() time); ticks are applied late, in #catchUp. */
+  #nextTickAt = 0;
   #ticks = 0;
   #holdElectionTimerUntil = 0;
   #loopScheduled = false;
@@ -281,10 +285,10 @@ export class RaftHost {
     if (this.#started) return;
     this.#started = true;
     await this.#transport.start();
-    this.#ticker = setInterval(() => this.#tick(), this.#tickMs);
-    this.#ticker.unref();
+    this.#nextTickAt = performance.now() + this.#tickMs;
     this.#campaignIfAlone();
     this.#schedule();
+    this.#arm();
   }
 
   /** A lone voter need not wait out an election timeout to lead. */
@@ -472,7 +476,7 @@ export class RaftHost {
     if (this.#failure || this.#closed) return;
     this.#failure = error;
     this.#logger.error({ err: error, node: this.id }, reason);
-    clearInterval(this.#ticker);
+    clearTimeout(this.#timer);
     const unavailable = new PixelfleetError(
       'PF_ERR_QUEUE_UNAVAILABLE',
       'the queue node stopped after a failure',
@@ -490,7 +494,7 @@ export class RaftHost {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#ticker);
+    clearTimeout(this.#timer);
     await this.#loop;
     this.#rejectEverything(new PixelfleetError('PF_ERR_QUEUE_CLOSED', 'the queue node is closed'));
     await this.#transport.close();
@@ -539,18 +543,68 @@ export class RaftHost {
     await this.#track(() => this.#core.proposeConfChange(change));
   }
 
-  #tick(): void {
-    if (this.#closed || this.#failure) return;
-    // See #receive: a peer is running an election; do not start a competing one just now.
-    if (this.#role.role === 'leader' || performance.now() >= this.#holdElectionTimerUntil) this.#core.tick();
-    this.#ticks++;
-    // Every ~250 ms: fail proposals whose fate is unknown for too long (e.g. a deposed leader).
-    if (this.#ticks % Math.max(1, Math.round(250 / this.#tickMs)) === 0) this.#expireProposals();
+  /**
+   * Applies the ticks that came due since the last call. The host keeps no periodic timer: an
+   * idle follower would wake 40 times a second only to count towards an election timeout that
+   * each heartbeat resets, and on a small VM every wake-up costs tens of microseconds of CPU.
+   * Instead ticks are applied when something happens — a message arrives (before it is stepped,
+   * so the core judges it with its timers up to date) or the one timer fires at the next tick
+   * that does more than count (`#arm`). The core sees the same ticks in the same order as with
+   * a periodic timer; only when they are delivered changes.
+   */
+  #catchUp(): void {
+    const now = performance.now();
+    if (now < this.#nextTickAt) return;
+    let due = Math.floor((now - this.#nextTickAt) / this.#tickMs) + 1;
+    // A process that was stopped for long: ticks past two election timeouts change nothing more.
+    const cap = 2 * this.#electionTick + 2;
+    if (due > cap) {
+      this.#nextTickAt += (due - cap) * this.#tickMs;
+      due = cap;
+    }
+    const expireEvery = Math.max(1, Math.round(250 / this.#tickMs));
+    for (let i = 0; i < due; i++) {
+      const at = this.#nextTickAt;
+      this.#nextTickAt += this.#tickMs;
+      // See #receive: a peer is running an election; do not start a competing one just now.
+      if (this.#role.role === 'leader' || at >= this.#holdElectionTimerUntil) this.#core.tick();
+      this.#ticks++;
+      // Every ~250 ms: fail proposals whose fate is unknown for too long (e.g. a deposed leader).
+      if (this.#ticks % expireEvery === 0) this.#expireProposals();
+    }
     // Most ticks change nothing (a follower counting towards its election timeout): no Ready
     // loop then. Without a leader the loop runs every tick anyway (#campaignIfAlone lives there).
     if (this.#core.hasReady() || (this.#role.role === 'follower' && this.#role.leader === null)) {
       this.#schedule();
     }
+  }
+
+  /**
+   * Sets the timer for the next tick that can act: the core's next timeout, every tick while no
+   * leader is known, and within ~250 ms while proposals are in flight (their expiry).
+   */
+  #arm(): void {
+    if (this.#closed || this.#failure || !this.#started) return;
+    let ticks = this.#core.ticksUntilTimeout();
+    if (this.#role.role === 'follower' && this.#role.leader === null) ticks = 1;
+    if (this.#inflight.size > 0) ticks = Math.min(ticks, Math.max(1, Math.round(250 / this.#tickMs)));
+    // A node that never campaigns still looks at its proposals now and then.
+    ticks = Math.min(ticks, 4 * this.#electionTick);
+    const at = this.#nextTickAt + (ticks - 1) * this.#tickMs;
+    if (at === this.#timerAt && this.#timer !== undefined) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#timerAt = Number.POSITIVE_INFINITY;
+        if (this.#closed || this.#failure) return;
+        this.#catchUp();
+        this.#arm();
+      },
+      Math.max(0, at - performance.now()),
+    );
+    this.#timer.unref();
   }
 
   #receive(from: NodeId, payload: Uint8Array): void {
@@ -569,6 +623,7 @@ export class RaftHost {
     const message = decoded.message;
     // The sender is authenticated by the transport; a message claiming another sender is forged.
     if (message.from !== from || message.to !== this.id) return;
+    this.#catchUp();
     if (message.type === 'preVote' && this.#role.role === 'follower') {
       // Split votes: when the leader dies, both followers time out within a few ms of each other
       // in ~1 election of 5; both campaign, neither wins, and the retry costs another timeout.
@@ -591,6 +646,8 @@ export class RaftHost {
         this.#loop = undefined;
         // Inputs that arrived during the last step are picked up by the next loop.
         if (this.#core.hasReady()) this.#schedule();
+        // What ran may have moved the next timeout (a heartbeat reset it, a new role).
+        else this.#arm();
       });
     });
   }

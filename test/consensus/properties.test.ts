@@ -24,6 +24,22 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   fc.record({ kind: fc.constant('restart' as const), node }),
 );
 
+/** Runs one command, then delivers every message; returns the number of proposals made so far. */
+function apply(cluster: TestCluster, step: Command, proposals: number): number {
+  if (step.kind === 'tick') {
+    for (let count = 0; count < step.times; count++) cluster.node(ids[step.node]!).tick();
+  } else if (step.kind === 'isolate') cluster.isolate(ids[step.node]!);
+  else if (step.kind === 'cut') cluster.cut(ids[step.from]!, ids[step.to]!);
+  else if (step.kind === 'heal') cluster.heal();
+  else if (step.kind === 'restart') cluster.restart(ids[step.node]!, ids);
+  else {
+    const leader = cluster.leaders()[0];
+    if (leader) cluster.node(leader).propose(new TextEncoder().encode(`p${++proposals}`));
+  }
+  cluster.flush();
+  return proposals;
+}
+
 function samePrefix(a: Entry[], b: Entry[]): boolean {
   const length = Math.min(a.length, b.length);
   for (let position = 0; position < length; position++) {
@@ -57,17 +73,7 @@ test('consensus - any schedule of ticks, partitions, restarts and proposals keep
         }
       };
       for (const step of commands) {
-        if (step.kind === 'tick') {
-          for (let count = 0; count < step.times; count++) cluster.node(ids[step.node]!).tick();
-        } else if (step.kind === 'isolate') cluster.isolate(ids[step.node]!);
-        else if (step.kind === 'cut') cluster.cut(ids[step.from]!, ids[step.to]!);
-        else if (step.kind === 'heal') cluster.heal();
-        else if (step.kind === 'restart') cluster.restart(ids[step.node]!, ids);
-        else {
-          const leader = cluster.leaders()[0];
-          if (leader) cluster.node(leader).propose(new TextEncoder().encode(`p${++proposals}`));
-        }
-        cluster.flush();
+        proposals = apply(cluster, step, proposals);
         check();
       }
       // Liveness once the network heals: one leader, and a new proposal reaches everyone.
@@ -95,17 +101,7 @@ test('consensus - ticksUntilTimeout: the ticks before it change nothing, and a f
       const cluster = new TestCluster(ids);
       let proposals = 0;
       for (const step of commands) {
-        if (step.kind === 'tick') {
-          for (let count = 0; count < step.times; count++) cluster.node(ids[step.node]!).tick();
-        } else if (step.kind === 'isolate') cluster.isolate(ids[step.node]!);
-        else if (step.kind === 'cut') cluster.cut(ids[step.from]!, ids[step.to]!);
-        else if (step.kind === 'heal') cluster.heal();
-        else if (step.kind === 'restart') cluster.restart(ids[step.node]!, ids);
-        else {
-          const leader = cluster.leaders()[0];
-          if (leader) cluster.node(leader).propose(new TextEncoder().encode(`p${++proposals}`));
-        }
-        cluster.flush();
+        proposals = apply(cluster, step, proposals);
       }
       const raft = cluster.node(ids[probe]!);
       assert.equal(raft.hasReady(), false, 'the cluster was drained');

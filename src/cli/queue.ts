@@ -41,8 +41,8 @@ Options:
                               founding one with the members of --peers
   --max-attempts <n>          deliveries before dead letter (default 3)
   --retention-ms <ms>         how long finished jobs are remembered (default 86400000)
-  --tick-ms <ms>              Raft tick (default 25; heartbeats every 2 ticks)
-  --election-ticks <n>        election timeout in ticks, randomized in [n, 2n) (default 10)
+  --tick-ms <ms>              Raft tick (default 25; heartbeats every 4 ticks)
+  --election-ticks <n>        election timeout in ticks, randomized in [n, 2n) (default 20)
   --log-level <level>         pino level (default info)
   -h, --help                  this text
 

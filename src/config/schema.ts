@@ -261,7 +261,7 @@ export const settings = {
   },
   heartbeatInterval: {
     type: 'duration',
-    default: 500,
+    default: 1000,
     min: 50,
     doc: 'How often members announce themselves to the registry (suspect after 3 missed, dropped after 6).',
   },

@@ -20,7 +20,7 @@ export interface HeartbeatClientOptions {
   clusterSecret: string;
   /** Called each tick so the announcement carries the current readiness and load. */
   announcement: () => MemberAnnouncement;
-  /** Default 500 ms (the contract's default). */
+  /** Default 1 s (the contract's default, `--heartbeat-interval`). */
   intervalMs?: number;
   /** Per-request timeout (default min(interval, 1 s), at least 100 ms). */
   requestTimeoutMs?: number;
@@ -62,7 +62,7 @@ export class HeartbeatClient {
     }
     this.#authorization = `Bearer ${options.clusterSecret}`;
     this.#announcement = options.announcement;
-    this.intervalMs = options.intervalMs ?? 500;
+    this.intervalMs = options.intervalMs ?? 1000;
     if (!Number.isFinite(this.intervalMs) || this.intervalMs < 10) {
       throw new RangeError(`intervalMs must be ≥ 10, got ${this.intervalMs}`);
     }

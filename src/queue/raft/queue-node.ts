@@ -44,9 +44,9 @@ export interface RaftQueueNodeOptions {
   retentionMs?: number;
   /** Milliseconds per Raft tick (default 25). */
   tickMs?: number;
-  /** Election timeout in ticks, randomized in [n, 2n) (default 10, i.e. 250–500 ms). */
+  /** Election timeout in ticks, randomized in [n, 2n) (default 20, i.e. 500–1000 ms). */
   electionTick?: number;
-  /** Heartbeat interval in ticks (default 2, i.e. 50 ms). */
+  /** Heartbeat interval in ticks (default 4, i.e. 100 ms). */
   heartbeatTick?: number;
   /** Applied bytes between snapshots (default 16 MiB). */
   snapshotEveryBytes?: number;

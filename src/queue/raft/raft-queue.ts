@@ -4,7 +4,7 @@
  * log; it takes effect, and the caller gets its answer, only once a majority has fsynced it and
  * the leader has applied it. On a follower, writes fail with PF_ERR_NOT_LEADER (carrying the
  * leader's id and client address for a redirect) and reads are still linearizable (ReadIndex
- * through the leader).
+ * through the leader); only `stats` is answered by the leader from its own state.
  *
  * - Time enters the log through the leader: it stamps each batch of commands with its clock, and
  *   it alone proposes `tick` commands, only when the state says something is due (a lease or
@@ -312,8 +312,16 @@ export class RaftQueue implements JobQueue {
       .slice(0, limit ?? 100);
   }
 
+  /**
+   * Monitoring and admission figures, which every api server and worker polls about once a
+   * second. The leader answers from its applied state without a ReadIndex round: each round is
+   * a heartbeat to every follower and back, and five polls a second cost a three-node queue as
+   * much as its heartbeats. A leader cut off from the others may answer with figures up to one
+   * election timeout old before it steps down (CheckQuorum). On a follower, ReadIndex as ever.
+   */
   async stats(): Promise<QueueStats> {
-    await this.#linearizable();
+    if (this.#host.isLeader) this.#assertOpen();
+    else await this.#linearizable();
     const durable = this.#application.machine.stats();
     const lane = this.#lane;
     return lane === undefined ? durable : mergeStats(durable, lane.machine.stats());

@@ -315,9 +315,10 @@ export class RaftQueue implements JobQueue {
   /**
    * Monitoring and admission figures, which every api server and worker polls about once a
    * second. The leader answers from its applied state without a ReadIndex round: each round is
-   * a heartbeat to every follower and back, and five polls a second cost a three-node queue as
-   * much as its heartbeats. A leader cut off from the others may answer with figures up to one
-   * election timeout old before it steps down (CheckQuorum). On a follower, ReadIndex as ever.
+   * a heartbeat to every follower and back, so five polls a second added half as many messages
+   * again as a three-node queue's 100 ms heartbeats. A leader cut off from the others may
+   * answer with figures up to one election timeout old before it steps down (CheckQuorum). On a
+   * follower, ReadIndex as ever.
    */
   async stats(): Promise<QueueStats> {
     if (this.#host.isLeader) this.#assertOpen();

@@ -6,11 +6,21 @@
  *  3. the gateway's added latency: the same requests at a low steady rate, open loop, sent
  *     through the gateway and straight to one api server — a cheap request (GET /v1/usage:
  *     authentication and routing, no conversion) and a resize.
- * Saturation is closed loop (autocannon, 4 connections per core); the corpus JPEGs are resized
- * to 320 px wide JPEG q80, as in `npm run bench`. Each saturation phase warms up first (`--warmup S`,
- * default 30: a dozen fresh processes are still compiling and growing their heaps after 3 s),
- * then measures for `--duration S` (default 15) and splits the CPU time by process. Options:
- * --connections N (default 4 per core), --json.
+ *
+ * Both systems run side by side, and only one is ever awake: the other's whole process group is
+ * stopped (SIGSTOP), so it takes no CPU at all, and continued (SIGCONT) for its turn. The
+ * saturation phases alternate, embedded then cluster, then cluster then embedded, and so on
+ * (`--rounds`, default 3), so a shared machine's slow minute falls on both sides instead of on
+ * whichever happened to run then: one sequential pair swung from 69 % to 86 % between runs on
+ * the same machine. The ratio reported is the median of the rounds' ratios, with the lowest
+ * and the ratio of the totals beside it.
+ *
+ * Each system warms up once (`--warmup S`, default 30: a dozen fresh processes are still
+ * compiling and growing their heaps after 3 s); each turn re-warms for `--rewarm S` (default 5:
+ * a cluster continued after seconds of silence re-elects, re-registers and re-checks health)
+ * before it is measured for `--duration S` (default 10), with the CPU time split by process.
+ * Saturation is closed loop (autocannon, `--connections N`, default 4 per core); the corpus
+ * JPEGs are resized to 320 px wide JPEG q80, as in `npm run bench`. `--json` adds the raw figures.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -24,14 +34,18 @@ import { type OpenLoopResult, openLoop } from './open-loop.ts';
 
 const { values } = parseArgs({
   options: {
-    duration: { type: 'string', default: '15' },
+    duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '30' },
+    rewarm: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: String(availableParallelism() * 4) },
     json: { type: 'boolean', default: false },
   },
 });
 const durationS = Number(values.duration);
 const warmupS = Number(values.warmup);
+const rewarmS = Number(values.rewarm);
+const rounds = Number(values.rounds);
 const connections = Number(values.connections);
 const cores = availableParallelism();
 const bodies = corpusJpegs().map((path) => readFileSync(path));
@@ -40,6 +54,7 @@ const resize = (index: number) => ({
   path: '/v1/resize?width=320&format=jpeg&quality=80',
   body: bodies[index % bodies.length]!,
 });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Runs the after-hooks a test context would, for the harnesses. */
 class Owner {
@@ -52,59 +67,132 @@ class Owner {
   }
 }
 
-/**
- * Warms up, then measures; `parts` names the processes to account for (read after the warm-up,
- * so restarted converters are the ones measured).
- */
-async function saturate(
-  url: string,
-  auth: Record<string, string>,
-  parts: () => Record<string, number[]>,
-): Promise<Saturated> {
-  await closedLoop({ headers: auth, url, connections, durationS: warmupS, request: resize });
-  return withCpuSplit(parts(), () =>
-    closedLoop({ headers: auth, url, connections, durationS, request: resize }),
-  );
-}
-
 type Saturated = LoadResult & { cpu: CpuSplit };
 
-async function embedded(): Promise<Saturated> {
+/** One system under test: its own process group, stopped while the other one is measured. */
+interface Contender {
+  name: string;
+  url: string;
+  auth: Record<string, string>;
+  /** Leader of the process group (started detached). */
+  groupPid: number;
+  /** Processes to account the CPU of, by part (read per turn: a restarted converter is new). */
+  parts(): Record<string, number[]>;
+  /** Resolves once the system serves again after being continued. */
+  ready(): Promise<void>;
+  turns: Saturated[];
+}
+
+function freeze(contender: Contender): void {
+  process.kill(-contender.groupPid, 'SIGSTOP');
+}
+
+async function thaw(contender: Contender): Promise<void> {
+  process.kill(-contender.groupPid, 'SIGCONT');
+  await contender.ready();
+}
+
+function load(contender: Contender, seconds: number): Promise<LoadResult> {
+  return closedLoop({
+    headers: contender.auth,
+    url: contender.url,
+    connections,
+    durationS: seconds,
+    request: resize,
+  });
+}
+
+/** One measured turn: continue, re-warm, measure with the CPU split, stop again. */
+async function turn(contender: Contender): Promise<Saturated> {
+  await thaw(contender);
+  await load(contender, rewarmS);
+  const measured = await withCpuSplit(contender.parts(), () => load(contender, durationS));
+  freeze(contender);
+  contender.turns.push(measured);
+  return measured;
+}
+
+/** The turns together: conversions per second over all of them, CPU per conversion over all. */
+function combined(turns: Saturated[]): Saturated {
+  const succeeded = sum(turns.map((t) => t.succeeded));
+  const requests = sum(turns.map((t) => t.requests));
+  const cpu: CpuSplit = {};
+  for (const t of turns) {
+    for (const [part, ms] of Object.entries(t.cpu))
+      cpu[part] = (cpu[part] ?? 0) + (ms * t.succeeded) / succeeded;
+  }
+  const median = (pick: (t: Saturated) => number) => {
+    const sorted = turns.map(pick).sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)]!;
+  };
+  return {
+    perSecond: sum(turns.map((t) => t.perSecond)) / turns.length,
+    p50: median((t) => t.p50),
+    p99: median((t) => t.p99),
+    p999: median((t) => t.p999),
+    errorRate: requests === 0 ? 0 : (requests - succeeded) / requests,
+    requests,
+    succeeded,
+    cpu,
+  };
+}
+
+async function embedded(owner: Owner): Promise<Contender> {
   const data = await tempDir();
-  const service = await startProcess(['--data-dir', data.path, '--workers', String(cores)]);
-  try {
-    return await saturate(service.url, { authorization: `Bearer ${service.apiKey}` }, () => ({
-      'main process': [service.child.pid!],
-      converters: service.workerPids(),
-    }));
-  } finally {
+  const service = await startProcess(['--data-dir', data.path, '--workers', String(cores)], {
+    detached: true,
+  });
+  owner.after(async () => {
+    process.kill(-service.child.pid!, 'SIGCONT');
     service.kill('SIGTERM');
     await service.exited;
     data.remove();
-  }
+  });
+  return {
+    name: 'embedded',
+    url: service.url,
+    auth: { authorization: `Bearer ${service.apiKey}` },
+    groupPid: service.child.pid!,
+    parts: () => ({ 'main process': [service.child.pid!], converters: service.workerPids() }),
+    ready: async () => {},
+    turns: [],
+  };
 }
 
-interface ClusterFigures {
-  saturated: Saturated;
-  cheap: { gateway: OpenLoopResult; direct: OpenLoopResult };
-  resize: { gateway: OpenLoopResult; direct: OpenLoopResult };
-}
+type Region = Awaited<ReturnType<typeof startLocalCluster>>;
 
-async function cluster(): Promise<ClusterFigures> {
-  const owner = new Owner();
-  try {
-    const region = await startLocalCluster(owner, { apiServers: 3, workers: cores, logLevel: 'warn' });
-    const { apiKey } = await region.issueKey();
-    const auth = { authorization: `Bearer ${apiKey}` };
-    // Until every api server has announced itself to the gateway.
-    for (let attempt = 0; attempt < 100; attempt++) {
+/** Until every api server is an upstream of the gateway again (after a start or a SIGCONT). */
+async function upstreamsReady(region: Region, expected: number): Promise<void> {
+  for (let attempt = 0; attempt < 150; attempt++) {
+    try {
       const status = (await (await fetch(`${region.gatewayControlUrl}/status`)).json()) as {
-        upstreams?: unknown[];
+        upstreams?: { healthy: boolean; ejected: boolean }[];
       };
-      if ((status.upstreams?.length ?? 0) >= 3) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      const healthy = (status.upstreams ?? []).filter((upstream) => upstream.healthy && !upstream.ejected);
+      if (healthy.length >= expected) return;
+    } catch {
+      // The gateway is still waking up.
     }
-    const saturated = await saturate(region.gatewayUrl, auth, () => {
+    await sleep(200);
+  }
+  throw new Error(`the gateway did not see ${expected} healthy api servers`);
+}
+
+async function cluster(owner: Owner): Promise<{ contender: Contender; region: Region; apiKey: string }> {
+  const region = await startLocalCluster(owner, { apiServers: 3, workers: cores, logLevel: 'warn' });
+  // Registered before startLocalCluster's stop hook runs (hooks run last first): a stopped
+  // group would not hear Ctrl-C.
+  owner.after(() => {
+    process.kill(-region.child.pid!, 'SIGCONT');
+  });
+  const { apiKey } = await region.issueKey();
+  await upstreamsReady(region, 3);
+  const contender: Contender = {
+    name: 'cluster',
+    url: region.gatewayUrl,
+    auth: { authorization: `Bearer ${apiKey}` },
+    groupPid: region.child.pid!,
+    parts: () => {
       const members = region.pids();
       return {
         gateway: members.gateway,
@@ -114,76 +202,119 @@ async function cluster(): Promise<ClusterFigures> {
         converters: members.worker.flatMap(childPids),
         identity: members.identity,
       };
-    });
-    // Authenticated and routed, no conversion: the caller's month-to-date usage.
-    const cheapRequest = () => ({ method: 'GET' as const, path: '/v1/usage', headers: auth });
-    const resizeRequest = (index: number) => ({
-      ...resize(index),
-      headers: { ...auth, 'content-type': 'image/jpeg' },
-    });
-    const lowRate = { durationS: Math.max(5, Math.round(durationS / 2)) };
-    const direct = region.apiUrls[0]!;
-    return {
-      saturated,
-      cheap: {
-        gateway: await openLoop({ url: region.gatewayUrl, rate: 100, ...lowRate, request: cheapRequest }),
-        direct: await openLoop({ url: direct, rate: 100, ...lowRate, request: cheapRequest }),
-      },
-      resize: {
-        gateway: await openLoop({ url: region.gatewayUrl, rate: 5, ...lowRate, request: resizeRequest }),
-        direct: await openLoop({ url: direct, rate: 5, ...lowRate, request: resizeRequest }),
-      },
-    };
-  } finally {
-    await owner.close();
-  }
+    },
+    ready: async () => {
+      // Seconds of silence look like failures to every timer in the region: let the heartbeats,
+      // elections and health checks that were due run, then wait for the upstreams.
+      await sleep(1500);
+      await upstreamsReady(region, 3);
+    },
+    turns: [],
+  };
+  return { contender, region, apiKey };
+}
+
+/** The gateway's added latency: the same requests at a low rate, through it and direct. */
+async function latencies(region: Region, apiKey: string) {
+  const auth = { authorization: `Bearer ${apiKey}` };
+  // Authenticated and routed, no conversion: the caller's month-to-date usage.
+  const cheapRequest = () => ({ method: 'GET' as const, path: '/v1/usage', headers: auth });
+  const resizeRequest = (index: number) => ({
+    ...resize(index),
+    headers: { ...auth, 'content-type': 'image/jpeg' },
+  });
+  const lowRate = { durationS: Math.max(5, Math.round(durationS / 2)) };
+  const direct = region.apiUrls[0]!;
+  return {
+    cheap: {
+      gateway: await openLoop({ url: region.gatewayUrl, rate: 100, ...lowRate, request: cheapRequest }),
+      direct: await openLoop({ url: direct, rate: 100, ...lowRate, request: cheapRequest }),
+    },
+    resize: {
+      gateway: await openLoop({ url: region.gatewayUrl, rate: 5, ...lowRate, request: resizeRequest }),
+      direct: await openLoop({ url: direct, rate: 5, ...lowRate, request: resizeRequest }),
+    },
+  };
 }
 
 const fmt = (value: number, digits = 1) => value.toFixed(digits);
 
 async function main(): Promise<void> {
   console.log(
-    `${bodies.length} corpus JPEGs; ${cores} cores; ${warmupS} s of warm-up, then ${durationS} s measured, per saturation phase`,
+    `${bodies.length} corpus JPEGs; ${cores} cores; ${warmupS} s of warm-up each, then ${rounds} rounds ` +
+      `of ${durationS} s measured per side (${rewarmS} s re-warm per turn), the idle side stopped`,
   );
-  const ours = await embedded();
-  console.log(`embedded: ${fmt(ours.perSecond)} conversions/s`);
-  const distributed = await cluster();
-  const ratio = distributed.saturated.perSecond / ours.perSecond;
-  const cpuRows = (split: CpuSplit) => [
-    ...Object.entries(split).map(([part, ms]) => `${part} ${fmt(ms, 2)}`),
-    `total ${fmt(sum(Object.values(split)), 2)}`,
-  ];
-  const row = (name: string, result: LoadResult) =>
-    `| ${name} | ${fmt(result.perSecond)} | ${fmt(result.perSecond / cores)} | ${result.p50} | ${result.p99} | ${fmt(result.errorRate * 100, 2)} % |`;
-  const latencyRow = (name: string, result: OpenLoopResult) =>
-    `| ${name} | ${result.p50} | ${result.p99} | ${fmt(result.errorRate * 100, 2)} % |`;
-  const lines = [
-    '',
-    '| saturated (closed loop) | conv/s | conv/s per core | p50 ms | p99 ms | errors |',
-    '|---|---|---|---|---|---|',
-    row('embedded (`pixelfleet start`)', ours),
-    row('local cluster through the gateway', distributed.saturated),
-    '',
-    `cluster / embedded: ${fmt(ratio * 100)} % (target ≥ 75 %)`,
-    '',
-    'CPU ms per conversion while measured (/proc; the machine has ' +
-      `${fmt((cores * 1000) / ours.perSecond, 2)} ms per conversion embedded, ` +
-      `${fmt((cores * 1000) / distributed.saturated.perSecond, 2)} in the cluster):`,
-    `- embedded: ${cpuRows(ours.cpu).join(', ')}`,
-    `- cluster: ${cpuRows(distributed.saturated.cpu).join(', ')}`,
-    '',
-    '| low steady rate (open loop) | p50 ms | p99 ms | errors |',
-    '|---|---|---|---|',
-    latencyRow('GET /v1/usage, 100/s, through the gateway', distributed.cheap.gateway),
-    latencyRow('GET /v1/usage, 100/s, straight to an api server', distributed.cheap.direct),
-    latencyRow('resize, 5/s, through the gateway', distributed.resize.gateway),
-    latencyRow('resize, 5/s, straight to an api server', distributed.resize.direct),
-    '',
-    `gateway's added latency, p50: ${distributed.cheap.gateway.p50 - distributed.cheap.direct.p50} ms (cheap request), ` +
-      `${distributed.resize.gateway.p50 - distributed.resize.direct.p50} ms (resize)`,
-  ];
-  console.log(lines.join('\n'));
-  if (values.json) console.log(JSON.stringify({ embedded: ours, cluster: distributed, ratio }, null, 2));
+  const owner = new Owner();
+  try {
+    const ours = await embedded(owner);
+    await load(ours, warmupS);
+    freeze(ours);
+    const { contender: theirs, region, apiKey } = await cluster(owner);
+    await load(theirs, warmupS);
+    freeze(theirs);
+
+    const ratios: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      // Alternate which side goes first, so a drift in the machine's speed falls on both.
+      const order = round % 2 === 0 ? [ours, theirs] : [theirs, ours];
+      for (const contender of order) await turn(contender);
+      const ratio = theirs.turns[round]!.perSecond / ours.turns[round]!.perSecond;
+      ratios.push(ratio);
+      console.log(
+        `round ${round + 1}: embedded ${fmt(ours.turns[round]!.perSecond)} conv/s, ` +
+          `cluster ${fmt(theirs.turns[round]!.perSecond)} conv/s: ${fmt(ratio * 100)} %`,
+      );
+    }
+    await thaw(theirs);
+    const latency = await latencies(region, apiKey);
+
+    const embeddedAll = combined(ours.turns);
+    const clusterAll = combined(theirs.turns);
+    const sorted = [...ratios].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    const cpuRows = (split: CpuSplit) => [
+      ...Object.entries(split).map(([part, ms]) => `${part} ${fmt(ms, 2)}`),
+      `total ${fmt(sum(Object.values(split)), 2)}`,
+    ];
+    const row = (name: string, result: LoadResult) =>
+      `| ${name} | ${fmt(result.perSecond)} | ${fmt(result.perSecond / cores)} | ${result.p50} | ${result.p99} | ${fmt(result.errorRate * 100, 2)} % |`;
+    const latencyRow = (name: string, result: OpenLoopResult) =>
+      `| ${name} | ${result.p50} | ${result.p99} | ${fmt(result.errorRate * 100, 2)} % |`;
+    const lines = [
+      '',
+      `| saturated (closed loop, mean of ${rounds} turns; median p50/p99) | conv/s | conv/s per core | p50 ms | p99 ms | errors |`,
+      '|---|---|---|---|---|---|',
+      row('embedded (`pixelfleet start`)', embeddedAll),
+      row('local cluster through the gateway', clusterAll),
+      '',
+      `cluster / embedded: ${fmt(median * 100)} % (median of ${rounds} rounds; lowest ${fmt(sorted[0]! * 100)} %, ` +
+        `totals ${fmt((clusterAll.perSecond / embeddedAll.perSecond) * 100)} %; target ≥ 75 %)`,
+      '',
+      'CPU ms per conversion while measured (/proc; the machine has ' +
+        `${fmt((cores * 1000) / embeddedAll.perSecond, 2)} ms per conversion embedded, ` +
+        `${fmt((cores * 1000) / clusterAll.perSecond, 2)} in the cluster):`,
+      `- embedded: ${cpuRows(embeddedAll.cpu).join(', ')}`,
+      `- cluster: ${cpuRows(clusterAll.cpu).join(', ')}`,
+      '',
+      '| low steady rate (open loop) | p50 ms | p99 ms | errors |',
+      '|---|---|---|---|',
+      latencyRow('GET /v1/usage, 100/s, through the gateway', latency.cheap.gateway),
+      latencyRow('GET /v1/usage, 100/s, straight to an api server', latency.cheap.direct),
+      latencyRow('resize, 5/s, through the gateway', latency.resize.gateway),
+      latencyRow('resize, 5/s, straight to an api server', latency.resize.direct),
+      '',
+      `gateway's added latency, p50: ${latency.cheap.gateway.p50 - latency.cheap.direct.p50} ms (cheap request), ` +
+        `${latency.resize.gateway.p50 - latency.resize.direct.p50} ms (resize)`,
+    ];
+    console.log(lines.join('\n'));
+    if (values.json) {
+      console.log(
+        JSON.stringify({ embedded: ours.turns, cluster: theirs.turns, ratios, median, latency }, null, 2),
+      );
+    }
+  } finally {
+    await owner.close();
+  }
 }
 
 await main();

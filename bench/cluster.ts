@@ -10,7 +10,7 @@
  * Both systems run side by side, and only one is ever awake: the other's whole process group is
  * stopped (SIGSTOP), so it takes no CPU at all, and continued (SIGCONT) for its turn. The
  * saturation phases alternate, embedded then cluster, then cluster then embedded, and so on
- * (`--rounds`, default 3), so a shared machine's slow minute falls on both sides instead of on
+ * (`--rounds`, default 5), so a shared machine's slow minute falls on both sides instead of on
  * whichever happened to run then: one sequential pair swung from 69 % to 86 % between runs on
  * the same machine. The ratio reported is the median of the rounds' ratios, with the lowest
  * and the ratio of the totals beside it.
@@ -27,7 +27,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { startLocalCluster } from '../test/cluster/harness.ts';
 import { childPids, corpusJpegs, startProcess } from '../test/service/harness.ts';
-import { tempDir } from '../test/support/index.ts';
+import { onExit, tempDir } from '../test/support/index.ts';
 import { closedLoop, type LoadResult } from './closed-loop.ts';
 import { type CpuSplit, sum, withCpuSplit } from './cpu-split.ts';
 import { type OpenLoopResult, openLoop } from './open-loop.ts';
@@ -37,7 +37,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '30' },
     rewarm: { type: 'string', default: '5' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     connections: { type: 'string', default: String(availableParallelism() * 4) },
     json: { type: 'boolean', default: false },
   },
@@ -142,7 +142,11 @@ async function embedded(owner: Owner): Promise<Contender> {
   const service = await startProcess(['--data-dir', data.path, '--workers', String(cores)], {
     detached: true,
   });
+  // Its own process group (to stop it as a whole), so Ctrl-C of the benchmark no longer reaches
+  // it: kill it on the way out, stopped or not.
+  const forget = onExit(() => process.kill(-service.child.pid!, 'SIGKILL'));
   owner.after(async () => {
+    forget();
     process.kill(-service.child.pid!, 'SIGCONT');
     service.kill('SIGTERM');
     await service.exited;

@@ -19,7 +19,9 @@
  * compiling and growing their heaps after 3 s); each turn re-warms for `--rewarm S` (default 5:
  * a cluster continued after seconds of silence re-elects, re-registers and re-checks health)
  * before it is measured for `--duration S` (default 10), with the CPU time split by process.
- * Saturation is closed loop (autocannon, `--connections N`, default 4 per core); the corpus
+ * Each turn also reports the machine's idle share (`/proc/stat`): a side that leaves CPU idle
+ * was limited by the load's concurrency, not by its CPU. Saturation is closed loop
+ * (autocannon, `--connections N`, default 4 per core); the corpus
  * JPEGs are resized to 320 px wide JPEG q80, as in `npm run bench`. `--json` adds the raw figures.
  */
 import { readFileSync } from 'node:fs';
@@ -67,7 +69,19 @@ class Owner {
   }
 }
 
-type Saturated = LoadResult & { cpu: CpuSplit };
+/** `idle`: the share of the machine's CPU time nobody used (idle and iowait, `/proc/stat`). */
+type Saturated = LoadResult & { cpu: CpuSplit; idle: number };
+
+/** Idle and total CPU ticks of the whole machine so far. */
+function machineTicks(): { idle: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1, 9)
+    .map(Number);
+  return { idle: fields[3]! + fields[4]!, total: sum(fields) };
+}
 
 /** One system under test: its own process group, stopped while the other one is measured. */
 interface Contender {
@@ -106,7 +120,10 @@ function load(contender: Contender, seconds: number): Promise<LoadResult> {
 async function turn(contender: Contender): Promise<Saturated> {
   await thaw(contender);
   await load(contender, rewarmS);
-  const measured = await withCpuSplit(contender.parts(), () => load(contender, durationS));
+  const before = machineTicks();
+  const split = await withCpuSplit(contender.parts(), () => load(contender, durationS));
+  const after = machineTicks();
+  const measured = { ...split, idle: (after.idle - before.idle) / Math.max(1, after.total - before.total) };
   freeze(contender);
   contender.turns.push(measured);
   return measured;
@@ -134,6 +151,7 @@ function combined(turns: Saturated[]): Saturated {
     requests,
     succeeded,
     cpu,
+    idle: sum(turns.map((t) => t.idle)) / turns.length,
   };
 }
 
@@ -266,7 +284,8 @@ async function main(): Promise<void> {
       ratios.push(ratio);
       console.log(
         `round ${round + 1}: embedded ${fmt(ours.turns[round]!.perSecond)} conv/s, ` +
-          `cluster ${fmt(theirs.turns[round]!.perSecond)} conv/s: ${fmt(ratio * 100)} %`,
+          `cluster ${fmt(theirs.turns[round]!.perSecond)} conv/s: ${fmt(ratio * 100)} % ` +
+          `(machine idle ${fmt(ours.turns[round]!.idle * 100)} and ${fmt(theirs.turns[round]!.idle * 100)} %)`,
       );
     }
     await thaw(theirs);
@@ -297,8 +316,8 @@ async function main(): Promise<void> {
       'CPU ms per conversion while measured (/proc; the machine has ' +
         `${fmt((cores * 1000) / embeddedAll.perSecond, 2)} ms per conversion embedded, ` +
         `${fmt((cores * 1000) / clusterAll.perSecond, 2)} in the cluster):`,
-      `- embedded: ${cpuRows(embeddedAll.cpu).join(', ')}`,
-      `- cluster: ${cpuRows(clusterAll.cpu).join(', ')}`,
+      `- embedded: ${cpuRows(embeddedAll.cpu).join(', ')}; machine idle ${fmt(embeddedAll.idle * 100)} %`,
+      `- cluster: ${cpuRows(clusterAll.cpu).join(', ')}; machine idle ${fmt(clusterAll.idle * 100)} %`,
       '',
       '| low steady rate (open loop) | p50 ms | p99 ms | errors |',
       '|---|---|---|---|',

@@ -97,7 +97,13 @@ interface Contender {
   turns: Saturated[];
 }
 
-function freeze(contender: Contender): void {
+/**
+ * Stops the side once the requests the load generator abandoned at its deadline have finished:
+ * a conversion frozen mid-way would outlive its watchdog (10 s) while the other side is measured,
+ * and its converter would be killed and restarted on thaw.
+ */
+async function freeze(contender: Contender): Promise<void> {
+  await sleep(1000);
   process.kill(-contender.groupPid, 'SIGSTOP');
 }
 
@@ -118,13 +124,18 @@ function load(contender: Contender, seconds: number): Promise<LoadResult> {
 
 /** One measured turn: continue, re-warm, measure with the CPU split, stop again. */
 async function turn(contender: Contender): Promise<Saturated> {
+  const convertersBefore = contender.parts().converters!.join();
   await thaw(contender);
   await load(contender, rewarmS);
   const before = machineTicks();
   const split = await withCpuSplit(contender.parts(), () => load(contender, durationS));
   const after = machineTicks();
   const measured = { ...split, idle: (after.idle - before.idle) / Math.max(1, after.total - before.total) };
-  freeze(contender);
+  await freeze(contender);
+  // A restarted converter is a cold one: say so rather than let it pass as noise.
+  if (contender.parts().converters!.join() !== convertersBefore) {
+    console.log(`  (a converter of the ${contender.name} side was restarted during this turn)`);
+  }
   contender.turns.push(measured);
   return measured;
 }
@@ -270,10 +281,10 @@ async function main(): Promise<void> {
   try {
     const ours = await embedded(owner);
     await load(ours, warmupS);
-    freeze(ours);
+    await freeze(ours);
     const { contender: theirs, region, apiKey } = await cluster(owner);
     await load(theirs, warmupS);
-    freeze(theirs);
+    await freeze(theirs);
 
     const ratios: number[] = [];
     for (let round = 0; round < rounds; round++) {
@@ -294,7 +305,8 @@ async function main(): Promise<void> {
     const embeddedAll = combined(ours.turns);
     const clusterAll = combined(theirs.turns);
     const sorted = [...ratios].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)]!;
+    const middle = Math.floor(sorted.length / 2);
+    const median = sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
     const cpuRows = (split: CpuSplit) => [
       ...Object.entries(split).map(([part, ms]) => `${part} ${fmt(ms, 2)}`),
       `total ${fmt(sum(Object.values(split)), 2)}`,

@@ -8,7 +8,8 @@
  *     authentication and routing, no conversion) and a resize.
  *
  * Both systems run side by side, and only one is ever awake: the other's whole process group is
- * stopped (SIGSTOP), so it takes no CPU at all, and continued (SIGCONT) for its turn. The
+ * stopped (SIGSTOP, a second after its load ended, see `freeze`), so it takes no CPU at all, and
+ * continued (SIGCONT) for its turn. The
  * saturation phases alternate, embedded then cluster, then cluster then embedded, and so on
  * (`--rounds`, default 5), so a shared machine's slow minute falls on both sides instead of on
  * whichever happened to run then: one sequential pair swung from 69 % to 86 % between runs on

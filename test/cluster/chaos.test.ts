@@ -7,8 +7,9 @@
  * - no accepted job lost: every async job answered 202 succeeds;
  * - none completed twice: each job id has at most one usage record across every api server;
  * - usage totals equal delivered results: every delivered result (sync 200, async succeeded) is
- *   metered, and the only metered results not delivered are sync requests that failed (an api
- *   server killed between metering and answering).
+ *   metered, and the only metered results not delivered are the served warm-up probes (known by
+ *   their job ids) and sync requests that failed (an api server killed between metering and
+ *   answering).
  *
  * Loopback only, one cluster for all faults, bounded: about 2-3 minutes. The figures are printed
  * as test diagnostics and written to `bench/results/chaos.json` when CHAOS_RESULTS is set.
@@ -309,8 +310,9 @@ test('cluster chaos - one fault at a time under steady load: yield, p99, recover
       `caller that saw a failure (${failedSync} sync, ${probesFailed} probe(s) failed)`,
   );
   // A result metered but not delivered: an api server killed between metering and answering.
+  // Failed probes may account for a few (as many as failed, at most the 5 allowed before).
   assert.ok(
-    meteredNotDelivered >= 0 && meteredNotDelivered <= failedSync + probesFailed,
+    meteredNotDelivered >= 0 && meteredNotDelivered <= failedSync + Math.min(probesFailed, 5),
     'usage equals delivered results',
   );
 
